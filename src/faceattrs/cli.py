@@ -1,0 +1,272 @@
+"""The ``faceattrs`` command line.
+
+    faceattrs data inspect DIR              counts, labels, quirks, duplicates
+    faceattrs data split DIR [--out FILE]   (re)make the project split file
+    faceattrs train --recipe NAME ...       train a recipe through the engine
+    faceattrs evaluate RUN ...              metrics JSON, Markdown report, plots
+
+Expected failures (a missing folder, a bad argument) print one line on
+stderr and exit with 2; there is no stack trace for a user to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+DEFAULT_DATA = Path("../shared/datasets/utkface/UTKFace")
+
+
+class UserError(Exception):
+    """An error the user can fix; shown as one line."""
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from faceattrs.data.inspect import summarize
+    from faceattrs.data.utkface import scan_utkface
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the summary lists the quirks itself
+        scan = scan_utkface(args.folder, decode=not args.no_decode)
+    print(summarize(scan, show_groups=args.groups))
+    return 0
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from faceattrs.data.split import make_split, write_split
+    from faceattrs.data.utkface import scan_utkface
+
+    scan = scan_utkface(args.folder)
+    assignment = make_split(scan.records, seed=args.seed)
+    write_split(args.out, scan.records, assignment)
+    counts = Counter(assignment.values())
+    print(f"wrote {args.out}: " + ", ".join(f"{p} {counts[p]}" for p in ("train", "val", "test")))
+    return 0
+
+
+def _load_parts(recipe, protocol: str, data: Path, seed: int, split: Path):
+    from faceattrs.data.cache import load_faces
+    from faceattrs.training.protocols import make_parts
+
+    faces = load_faces(data, recipe.input_size)
+    return make_parts(faces, protocol, recipe.task, seed, split)
+
+
+def _parse_settings(pairs: list[str]) -> dict[str, object]:
+    """``["epochs=3", "age_loss=ce", "augment=false"]`` -> typed overrides."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        value: object = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        elif raw.lower() == "none":
+            value = None
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(raw)
+                    break
+                except ValueError:
+                    pass
+        out[key] = value
+    return out
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from faceattrs.training.early_stopping import PercentileStop
+    from faceattrs.training.engine import patience_rule, train
+    from faceattrs.training.recipes import build_recipe
+
+    recipe = build_recipe(args.recipe, **_parse_settings(args.set))
+    torch.set_num_threads(args.threads)
+    rules = None
+    if args.patience is not None or args.percentile_stop is not None:
+        rules = []
+        if args.patience is not None:
+            rules.append(patience_rule(recipe, args.patience))
+        if args.percentile_stop is not None:
+            rules.append(PercentileStop(threshold=args.percentile_stop))
+    if args.no_early_stop:
+        rules = []
+    parts = _load_parts(recipe, args.protocol, args.data, args.seed, args.split)
+    result = train(
+        recipe,
+        parts["train"],
+        parts["val"],
+        args.out,
+        seed=args.seed,
+        epochs=args.epochs,
+        stopping_rules=rules,
+        resume=args.resume,
+        extra_config={"protocol": args.protocol, "split": str(args.split)},
+    )
+    print(
+        f"trained {recipe.name}: {result.epochs_run} epochs in {result.seconds / 60:.1f} min, "
+        f"stopped by {result.stopped_by or 'epoch limit'}; weights in {args.out}/model.safetensors"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from faceattrs.evaluation.metrics import evaluate_predictions
+    from faceattrs.evaluation.report import write_report
+    from faceattrs.training.checkpoint import load_weights
+    from faceattrs.training.engine import predict
+    from faceattrs.training.recipes import build_recipe
+
+    config_file = args.run / "config.json"
+    if not config_file.exists():
+        raise UserError(f"{args.run} is not a training run (no config.json)")
+    config = json.loads(config_file.read_text())
+    recipe = build_recipe(config["recipe"], **config.get("settings", {}))
+    protocol = args.protocol or config.get("protocol", "project")
+    model = load_weights(recipe.build_model(), args.run / "model.safetensors")
+    parts = _load_parts(recipe, protocol, args.data, config["seed"], args.split)
+    faces = parts[args.part]
+    preds = predict(model, recipe, faces)
+    metrics = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
+    metrics["model"] = {"run": str(args.run), "recipe": recipe.name, "protocol": protocol, "part": args.part}
+    history_file = args.run / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.exists() else None
+    out = args.out or args.run / f"eval_{protocol}_{args.part}"
+    title = f"{recipe.name} on the {protocol} protocol, {args.part} part"
+    write_report(metrics, preds, faces.age, out, title, history)
+    print(f"wrote {out}/report.md, metrics.json and plots")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from faceattrs.evaluation.report import write_report
+    from faceattrs.training.checkpoint import load_weights
+    from faceattrs.training.export import ship
+    from faceattrs.training.recipes import build_recipe
+
+    config = json.loads((args.run / "config.json").read_text())
+    if config["recipe"] != "multitask":
+        raise UserError("only multitask runs are shipped")
+    settings = {**config.get("settings", {}), "pretrained": False}
+    recipe = build_recipe("multitask", **settings)
+    model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
+    parts = _load_parts(recipe, "project", args.data, config["seed"], args.split)
+    report = ship(model, recipe, parts, config, args.out, split_file=args.split, coverage=args.coverage)
+    report_dir = args.report or args.run / "shipped_report"
+    write_report(
+        report["test"],
+        _test_predictions(args.out, parts["test"]),
+        parts["test"].age,
+        report_dir,
+        "Shipped multitask model, project test part (through ONNX)",
+        json.loads((args.run / "history.json").read_text()),
+    )
+    (report_dir / "ship_report.json").write_text(json.dumps(report, indent=1))
+    t = report["test"]
+    print(
+        f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
+        f"{report['onnx_torch_max_abs_diff_age_logits']:.2e}\n"
+        f"test: age MAE {t['age']['mae']:.2f}, CS@5 {t['age']['cs5']:.3f}, ethnicity "
+        f"{t['ethnicity']['accuracy']:.4f} (macro-F1 {t['ethnicity']['macro_f1']:.3f}), gender "
+        f"{t['gender']['accuracy']:.4f}, 90% range coverage "
+        f"{t['calibration']['age_interval']['all']['all']['coverage']:.3f}; report in {report_dir}"
+    )
+    return 0
+
+
+def _test_predictions(model_dir: Path, faces):
+    from faceattrs.inference.attribute_model import AttributeModel
+    from faceattrs.training.export import onnx_predictions
+
+    return onnx_predictions(AttributeModel(model_dir), faces.images)[2]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceattrs", description="Age, gender and ethnicity from faces.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect and split UTKFace").add_subparsers(
+        dest="data_command", required=True
+    )
+    inspect = data.add_parser("inspect", help="counts, label distributions, quirks, duplicate groups")
+    inspect.add_argument("folder", type=Path)
+    inspect.add_argument("--groups", type=int, default=5, help="duplicate groups to list")
+    inspect.add_argument("--no-decode", action="store_true", help="skip the decode check (faster)")
+    inspect.set_defaults(func=_cmd_inspect)
+    split = data.add_parser("split", help="write the project split file")
+    split.add_argument("folder", type=Path)
+    split.add_argument("--out", type=Path, default=Path("splits/utkface_v1.csv"))
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(func=_cmd_split)
+
+    from faceattrs.training.protocols import PROTOCOLS
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", type=Path, default=DEFAULT_DATA, help="UTKFace folder")
+    common.add_argument("--split", type=Path, default=Path("splits/utkface_v1.csv"))
+    common.add_argument("--protocol", choices=PROTOCOLS)
+
+    train = sub.add_parser("train", parents=[common], help="train a recipe")
+    train.add_argument(
+        "--recipe",
+        default="multitask",
+        choices=["multitask", "seed-ethnicity", "seed-age"],
+        help="default: multitask, the shipped model's recipe",
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a multitask setting, e.g. --set epochs=3 --set age_loss=ce",
+    )
+    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    train.add_argument("--patience", type=int, help="stop after N epochs without improvement; keep the best")
+    train.add_argument("--percentile-stop", type=float, metavar="T", help="the original percentile rule")
+    train.add_argument("--no-early-stop", action="store_true", help="run every epoch")
+    train.add_argument("--threads", type=int, default=2)
+    train.set_defaults(func=_cmd_train, protocol="project")
+
+    evaluate = sub.add_parser("evaluate", parents=[common], help="metrics, report and plots of a run")
+    evaluate.add_argument("run", type=Path, help="run folder written by `faceattrs train`")
+    evaluate.add_argument("--part", choices=["train", "val", "test"], default="test")
+    evaluate.add_argument("--out", type=Path, help="report folder (default RUN/eval_PROTOCOL_PART)")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    export = sub.add_parser(
+        "export", parents=[common], help="calibrate, export to ONNX and score a multitask run"
+    )
+    export.add_argument("run", type=Path)
+    export.add_argument("--out", type=Path, default=Path("src/faceattrs/assets"))
+    export.add_argument("--report", type=Path, help="report folder (default RUN/shipped_report)")
+    export.add_argument("--coverage", type=float, default=0.9, help="target coverage of the age range")
+    export.set_defaults(func=_cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, FileNotFoundError, ValueError, TypeError) as exc:
+        print(f"faceattrs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("faceattrs: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

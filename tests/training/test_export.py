@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import pytest
+
+from faceattrs.data.cache import load_faces
+from faceattrs.inference.attribute_model import AttributeModel, ModelIntegrityError
+from faceattrs.training.export import ship
+from faceattrs.training.recipes import build_recipe
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    from tests.conftest import make_face_folder
+
+    root = tmp_path_factory.mktemp("ship")
+    make_face_folder(root / "UTKFace", n=40)
+    faces = load_faces(root / "UTKFace", 64, cache_dir=root / "cache", progress=False)
+    recipe = build_recipe("multitask", image_size=64, pretrained=False)
+    model = recipe.build_model().eval()
+    split = root / "split.csv"
+    split.write_text("file,sha256,part\n")
+    parts = {"train": faces, "val": faces, "test": faces}
+    report = ship(model, recipe, parts, {"recipe": "multitask", "seed": 0}, root / "model", split_file=split)
+    return root / "model", report, faces
+
+
+def test_onnx_and_torch_agree(shipped):
+    _, report, _ = shipped
+    assert report["onnx_torch_max_abs_diff_age_logits"] < 1e-3
+
+
+def test_metadata_describes_the_model(shipped):
+    model_dir, report, _ = shipped
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert meta["sha256"] == report["sha256"]
+    assert meta["classes"]["ethnicity"] == ["white", "black", "asian", "indian", "others"]
+    assert meta["input"]["model_size"] == 64
+    assert {"ethnicity_temperature", "gender_temperature", "age_interval"} <= set(meta["calibration"])
+    assert 0 <= meta["metrics"]["age_interval_coverage"] <= 1
+
+
+def test_shipped_model_predicts_calibrated_outputs(shipped):
+    model_dir, _, _ = shipped
+    model = AttributeModel(model_dir)
+    out = model.predict(np.zeros((3, 200, 200, 3), np.uint8))
+    assert out.age.shape == (3,) and np.all(out.age_low <= out.age) and np.all(out.age <= out.age_high)
+    np.testing.assert_allclose(out.ethnicity_proba.sum(1), 1, rtol=1e-6)
+    assert len(model.predict(np.zeros((0, 200, 200, 3), np.uint8))) == 0
+
+
+def test_corrupted_or_swapped_model_fails_loudly(shipped, tmp_path):
+    model_dir, _, _ = shipped
+    for name in ("model.onnx", "metadata.json"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    data = bytearray((tmp_path / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        AttributeModel(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no model"):
+        AttributeModel(tmp_path / "empty")
