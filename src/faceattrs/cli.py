@@ -189,6 +189,79 @@ def _test_predictions(model_dir: Path, faces):
     return onnx_predictions(AttributeModel(model_dir), faces.images)[2]
 
 
+def _iter_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given; folders walked recursively, keeping files whose content is an image."""
+    from PIL import Image
+
+    def is_image(path: Path) -> bool:
+        try:
+            with Image.open(path):
+                return True
+        except Exception:  # anything unreadable is simply not an image here
+            return False
+
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(f for f in sorted(path.rglob("*")) if f.is_file() and is_image(f))
+        else:
+            out.append(path)  # a bad file named explicitly gets an error row
+    return out
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+
+    from tqdm import tqdm
+
+    from faceattrs.inference.analyzer import Analyzer
+    from faceattrs.inference.annotate import annotate
+    from faceattrs.inference.records import COLUMNS, rows_for
+
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    inputs = _iter_inputs(args.paths)
+    analyzer = Analyzer(threads=args.threads)
+    out = args.output.open("w", newline="") if args.output else sys.stdout
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n") if args.format == "csv" else None
+    if writer:
+        writer.writeheader()
+    if args.annotate:
+        args.annotate.mkdir(parents=True, exist_ok=True)
+    counts = {"ok": 0, "no_face": 0, "error": 0}
+    faces = 0
+    results = analyzer.analyze_many(
+        [str(p) for p in inputs],
+        aligned=args.aligned,
+        batch_size=args.batch_size,
+        keep_images=bool(args.annotate),
+    )
+    try:
+        for i, result in enumerate(
+            tqdm(results, total=len(inputs), desc="predict", unit="img", file=sys.stderr)
+        ):
+            counts[result.status] += 1
+            faces += len(result.faces)
+            for row in rows_for(result):
+                if writer:
+                    writer.writerow(row)
+                else:
+                    out.write(json.dumps(row) + "\n")
+            if args.annotate and result.image is not None:
+                name = f"{i:05d}_{Path(result.source).stem}.jpg"
+                annotate(result.image, result.faces).save(args.annotate / name, quality=90)
+                result.image = None
+    finally:
+        if args.output:
+            out.close()
+    print(
+        f"{len(inputs)} files: {counts['ok']} with faces ({faces} faces), "
+        f"{counts['no_face']} without a face, {counts['error']} unreadable",
+        file=sys.stderr,
+    )
+    return 1 if counts["error"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceattrs", description="Age, gender and ethnicity from faces.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, FileNotFoundError, ValueError, TypeError) as exc:
+    except (UserError, FileNotFoundError, ValueError, TypeError, RuntimeError) as exc:
         print(f"faceattrs: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -112,7 +112,9 @@ def validation_metrics(preds: Predictions, faces: FaceArrays) -> dict[str, float
     full = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
     out: dict[str, float] = {}
     if "age" in full:
-        out |= {"val_mae": full["age"]["mae"], "val_rmse": full["age"]["rmse"]}
+        out |= {"val_mae": full["age"]["mae"], "val_rmse": full["age"]["rmse"], "val_cs5": full["age"]["cs5"]}
+        # the course project's stopping statistic, logged for every age model so its effect can be studied
+        out["val_percentile_distance"] = full["age"]["percentile_distance"]
     if "ethnicity" in full:
         out |= {"val_accuracy": full["ethnicity"]["accuracy"], "val_macro_f1": full["ethnicity"]["macro_f1"]}
     if "gender" in full:

@@ -1,0 +1,155 @@
+"""The shipped multitask model next to the seed baselines, on the same test split, in one run.
+
+Quality: every model scored on the project's test part (natural class
+balance, all ages), through onnxruntime. Speed: aligned faces per second at
+batch 1 and batch 32, from 200x200 uint8 crops (the shared resize included)
+through onnxruntime on this machine's cores, each model timed in the same
+process, interleaved, median of repeated runs.
+
+Usage::
+
+    python benchmarks/seed_baselines.py          # once: trains the seed networks (runs/seed_baselines)
+    python benchmarks/models.py [--repeats 30]
+
+Writes ``benchmarks/results/models.json`` and ``models.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from faceattrs.calibration import softmax
+from faceattrs.data.cache import load_faces
+from faceattrs.evaluation.metrics import Predictions, evaluate_predictions
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.preprocessing import to_model_input
+from faceattrs.training.checkpoint import load_weights
+from faceattrs.training.export import export_onnx, onnx_predictions
+from faceattrs.training.protocols import project_protocol
+from faceattrs.training.recipes import build_recipe
+
+RESULTS = Path(__file__).parent / "results"
+DATA = Path("../shared/datasets/utkface/UTKFace")
+
+
+class SeedOnnx:
+    """A seed network exported to ONNX, scored and timed like the shipped model."""
+
+    def __init__(self, name: str, run: Path, threads: int) -> None:
+        self.recipe = build_recipe(name)
+        model = load_weights(self.recipe.build_model(), run / "model.safetensors").eval()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(export_onnx(model, self.recipe, tta_flip=False), options)
+        self.input_size = self.recipe.input_size
+
+    def raw(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"images": batch})[0]
+
+
+def time_model(raw, size: int, crops: np.ndarray, batch: int, repeats: int) -> float:
+    """Median faces/s from aligned 200x200 crops, resize included."""
+    times = []
+    for r in range(repeats + 2):
+        chunk = crops[(r * batch) % len(crops) :][:batch]
+        t0 = time.perf_counter()
+        raw(np.stack([to_model_input(c, size) for c in chunk]))
+        if r >= 2:  # warm-up runs are not counted
+            times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--seed-runs", type=Path, default=Path("runs/seed_baselines"))
+    args = parser.parse_args()
+
+    shipped = AttributeModel(threads=args.threads)
+    seeds = {
+        "seed-ethnicity": SeedOnnx(
+            "seed-ethnicity", args.seed_runs / "seed-ethnicity_project_s0", args.threads
+        ),
+        "seed-age": SeedOnnx("seed-age", args.seed_runs / "seed-age_project_s0", args.threads),
+    }
+    rows: dict[str, dict] = {}
+
+    test = project_protocol(load_faces(DATA, shipped.input_size, progress=False))["test"]
+    _, _, preds = onnx_predictions(shipped, test.images)
+    rows["multitask (shipped)"] = evaluate_predictions(preds, test.age, test.gender, test.race)
+    seed_test = project_protocol(load_faces(DATA, 80, progress=False))["test"]
+    for name, seed in seeds.items():
+        out = np.concatenate(
+            [
+                seed.raw(np.ascontiguousarray(seed_test.images[i : i + 256]))
+                for i in range(0, len(seed_test), 256)
+            ]
+        )
+        p = Predictions(age=out) if name == "seed-age" else Predictions(ethnicity_proba=softmax(out))
+        rows[name] = evaluate_predictions(p, seed_test.age, seed_test.gender, seed_test.race)
+
+    # 200x200 aligned crops, as users pass them: decode the test files themselves.
+    from PIL import Image
+
+    crops = np.stack([np.asarray(Image.open(DATA / n).convert("RGB")) for n in test.names[:256]])
+    speed: dict[str, dict[str, float]] = {name: {} for name in rows}
+    runners = {"multitask (shipped)": (shipped.raw, shipped.input_size)} | {
+        n: (s.raw, s.input_size) for n, s in seeds.items()
+    }
+    for batch in (1, 32):
+        for name, (raw, size) in runners.items():  # interleaved in one process
+            speed[name][f"batch{batch}"] = time_model(raw, size, crops, batch, args.repeats)
+
+    summary = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, onnxruntime {ort.__version__}, "
+        f"{args.threads} intra-op threads",
+        "test_faces": len(test),
+        "models": {name: {"metrics": rows[name], "faces_per_s": speed[name]} for name in rows},
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "models.json").write_text(json.dumps(summary, indent=1))
+    md = markdown(summary)
+    (RESULTS / "models.md").write_text(md)
+    print(md)
+
+
+def markdown(summary: dict) -> str:
+    def pct(m, task, key="accuracy"):
+        return f"{100 * m[task][key]:.1f}%" if task in m else "—"
+
+    lines = [
+        '| model | age MAE | age RMSE | CS@5 | ethnicity acc. | ethnicity macro-F1 | "others" recall | '
+        "gender acc. | faces/s batch 1 | faces/s batch 32 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in summary["models"].items():
+        m, s = row["metrics"], row["faces_per_s"]
+        age = m.get("age")
+        lines.append(
+            f"| {name} | {age['mae']:.2f} | {age['rmse']:.2f} | {100 * age['cs5']:.1f}% | "
+            if age
+            else f"| {name} | — | — | — | "
+        )
+        eth = m.get("ethnicity")
+        lines[-1] += (
+            f"{pct(m, 'ethnicity')} | {eth['macro_f1']:.3f} | {100 * eth['recall']['others']:.1f}% | "
+            if eth
+            else "— | — | — | "
+        )
+        lines[-1] += f"{pct(m, 'gender')} | {s['batch1']:.0f} | {s['batch32']:.0f} |"
+    lines.append(f"\n{summary['test_faces']} test faces; {summary['machine']}.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Alignment: warp a detected face onto UTKFace's crop geometry.
+
+A similarity transform (rotation, uniform scale, translation; Umeyama's
+least-squares solution) maps the five detected landmarks onto a template, and
+the photo is resampled into a 200x200 crop. The template is the mean landmark
+position that the same detector finds on UTKFace's own aligned crops
+(``assets/alignment_template.json``, made by ``benchmarks/alignment_template.py``),
+so a face from a photo is cropped the way the training faces were.
+
+>>> src = np.array([[0, 0], [1, 0], [0, 1]], float)
+>>> m = similarity_transform(src * 2 + 5, src)  # maps the scaled copy back onto src
+>>> np.round(m, 6).tolist()
+[[0.5, 0.0, -2.5], [0.0, 0.5, -2.5]]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CROP_SIZE = 200
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 matrix of the similarity that best maps ``src`` points onto ``dst`` (least squares)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sigma, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    rotation = u @ np.diag(sign) @ vt
+    scale = (sigma * sign).sum() / max(s.var(0).sum(), 1e-12)
+    translation = mu_d - scale * rotation @ mu_s
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+@dataclass(frozen=True)
+class AlignmentTemplate:
+    """Mean landmark positions (5 x 2) in a ``size`` x ``size`` UTKFace crop."""
+
+    points: np.ndarray
+    size: int = CROP_SIZE
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AlignmentTemplate:
+        path = path or Path(str(resources.files("faceattrs") / "assets" / "alignment_template.json"))
+        data = json.loads(Path(path).read_text())
+        return cls(np.array(data["points"], np.float64), int(data["size"]))
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, template: AlignmentTemplate) -> np.ndarray:
+    """The ``template.size`` square RGB crop of the face whose 5 landmarks are given."""
+    matrix = similarity_transform(landmarks, template.points)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # Pillow maps output -> input
+    warped = Image.fromarray(image).transform(
+        (template.size, template.size),
+        Image.Transform.AFFINE,
+        inverse.ravel().tolist(),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=(0, 0, 0),
+    )
+    return np.asarray(warped)
+
+
+def face_scale(matrix: np.ndarray) -> float:
+    """How much the alignment enlarges the face (>1: the face was smaller than the crop)."""
+    return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))

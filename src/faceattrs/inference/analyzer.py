@@ -1,0 +1,214 @@
+"""The prediction core: photos in, one plain result per face out.
+
+bytes -> decode (EXIF, any mode, pixel cap) -> detect -> align -> model ->
+calibrate -> :class:`Face`. Every front end (CLI, web app, HTTP API) calls
+this and nothing below it. Faces are batched across images.
+
+>>> from faceattrs import Analyzer
+>>> analyzer = Analyzer()  # doctest: +SKIP
+>>> faces = analyzer.analyze("photo.jpg")  # doctest: +SKIP
+>>> faces[0].age, faces[0].age_low, faces[0].age_high, faces[0].gender  # doctest: +SKIP
+(34.2, 27.9, 40.5, 'female')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceattrs.inference.align import AlignmentTemplate, align_face, face_scale, similarity_transform
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.inference.decode import DEFAULT_MAX_PIXELS, ImageError, load_image
+from faceattrs.inference.detector import RetinaFaceDetector
+
+Source = str | Path | bytes | np.ndarray | Any  # Any: a PIL image
+
+
+@dataclass
+class Face:
+    """What faceattrs estimates for one face. Coordinates are in the input image's pixels."""
+
+    index: int
+    box: tuple[float, float, float, float]  # x, y, w, h
+    det_score: float
+    landmarks: list[list[float]]
+    age: float
+    age_low: float
+    age_high: float
+    gender: str
+    gender_prob: float
+    ethnicity: str
+    ethnicity_prob: float
+    ethnicity_probs: dict[str, float]
+    #: reasons not to trust this face: "small" (too few pixels), "blurry"
+    quality_flags: list[str] = field(default_factory=list)
+    #: the aligned crop the model saw (200x200 RGB); not serialised
+    crop: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "crop"}
+        out["box"] = [round(v, 1) for v in self.box]
+        return out
+
+
+@dataclass
+class ImageResult:
+    """The outcome for one input: ``ok`` with faces, ``no_face``, or ``error`` with a code and message."""
+
+    source: str
+    status: str
+    faces: list[Face] = field(default_factory=list)
+    error_code: str | None = None
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+
+def blur_score(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey crop (low = blurry)."""
+    grey = crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    lap = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
+    return float(lap.var())
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    #: faces whose eyes are closer than this (pixels in the photo) are flagged "small"
+    min_eye_distance: float = 20.0
+    #: aligned crops with a Laplacian variance below this are flagged "blurry" (about the
+    #: 1st percentile of UTKFace's own crops)
+    min_blur_score: float = 30.0
+
+
+class Analyzer:
+    """Detect, align and analyse every face in photos.
+
+    Parameters: ``model_dir`` (default: the model shipped in the package),
+    ``max_pixels`` (decoded-size cap), ``max_faces`` (per image, largest
+    first), ``threads`` (onnxruntime threads per session).
+    """
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_faces: int = 50,
+        threads: int | None = None,
+        quality: QualityLimits = QualityLimits(),
+        keep_crops: bool = False,
+    ) -> None:
+        self.model = AttributeModel(model_dir, threads=threads)
+        self.detector = RetinaFaceDetector(threads=threads)
+        self.template = AlignmentTemplate.load()
+        self.max_pixels = max_pixels
+        self.max_faces = max_faces
+        self.quality = quality
+        self.keep_crops = keep_crops
+
+    # --- public API -------------------------------------------------------------------------
+
+    def analyze(self, source: Source, aligned: bool = False) -> list[Face]:
+        """Faces in one image; raises :class:`ImageError` for input that is not a usable image."""
+        result = next(self.analyze_many([source], aligned=aligned))
+        if result.status == "error":
+            raise ImageError(result.error_code or "error", result.error or "")
+        return result.faces
+
+    def analyze_image(self, source: Source, aligned: bool = False, keep_image: bool = False) -> ImageResult:
+        """Like :meth:`analyze` but never raises for bad input: the error is in the result."""
+        return next(self.analyze_many([source], aligned=aligned, keep_images=keep_image))
+
+    def analyze_many(
+        self,
+        sources: Iterable[Source],
+        aligned: bool = False,
+        batch_size: int = 32,
+        keep_images: bool = False,
+    ) -> Iterator[ImageResult]:
+        """Results in input order; faces of several images share model batches."""
+        pending: list[tuple[ImageResult, list[dict[str, Any]]]] = []
+        n_faces = 0
+        for source in sources:
+            result, found = self._locate(source, aligned, keep_images)
+            pending.append((result, found))
+            n_faces += len(found)
+            if n_faces >= batch_size:
+                yield from self._finish(pending)
+                pending, n_faces = [], 0
+        if pending:
+            yield from self._finish(pending)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _locate(self, source: Source, aligned: bool, keep_image: bool):
+        name = str(source) if isinstance(source, (str, Path)) else f"<{type(source).__name__}>"
+        try:
+            image = load_image(source, self.max_pixels)
+        except ImageError as exc:
+            return ImageResult(name, "error", error_code=exc.code, error=exc.message), []
+        result = ImageResult(name, "ok", width=image.shape[1], height=image.shape[0])
+        if keep_image:
+            result.image = image
+        if aligned:  # the whole image is one face crop in UTKFace geometry
+            h, w = image.shape[:2]
+            whole = {"box": (0.0, 0.0, float(w), float(h)), "score": 1.0, "landmarks": None, "crop": image}
+            return result, [whole | {"eye_distance": None}]
+        found = []
+        for det in self.detector.detect(image)[: self.max_faces]:
+            crop = align_face(image, det.landmarks, self.template)
+            matrix = similarity_transform(det.landmarks, self.template.points)
+            template_eyes = np.linalg.norm(self.template.points[1] - self.template.points[0])
+            found.append(
+                {
+                    "box": det.box,
+                    "score": det.score,
+                    "landmarks": det.landmarks,
+                    "crop": crop,
+                    "eye_distance": template_eyes / face_scale(matrix),
+                }
+            )
+        if not found:
+            result.status, result.error_code, result.error = "no_face", "no_face", "no face found"
+        return result, found
+
+    def _finish(self, pending: list[tuple[ImageResult, list[dict[str, Any]]]]) -> Iterator[ImageResult]:
+        crops = [f["crop"] for _, found in pending for f in found]
+        preds = self.model.predict(np.stack(crops)) if crops else None
+        i = 0
+        for result, found in pending:
+            for index, f in enumerate(found):
+                result.faces.append(self._face(index, f, preds, i))
+                i += 1
+            yield result
+
+    def _face(self, index: int, f: dict[str, Any], preds, i: int) -> Face:
+        eth = preds.ethnicity_proba[i]
+        gen = preds.gender_proba[i]
+        flags = []
+        if f["eye_distance"] is not None and f["eye_distance"] < self.quality.min_eye_distance:
+            flags.append("small")
+        if blur_score(f["crop"]) < self.quality.min_blur_score:
+            flags.append("blurry")
+        names = self.model.ethnicities
+        return Face(
+            index=index,
+            box=tuple(float(v) for v in f["box"]),
+            det_score=float(f["score"]),
+            landmarks=[] if f["landmarks"] is None else np.round(f["landmarks"], 1).tolist(),
+            age=float(preds.age[i]),
+            age_low=float(preds.age_low[i]),
+            age_high=float(preds.age_high[i]),
+            gender=self.model.genders[int(gen.argmax())],
+            gender_prob=float(gen.max()),
+            ethnicity=names[int(eth.argmax())],
+            ethnicity_prob=float(eth.max()),
+            ethnicity_probs={n: float(p) for n, p in zip(names, eth, strict=True)},
+            quality_flags=flags,
+            crop=f["crop"] if self.keep_crops else None,
+        )
