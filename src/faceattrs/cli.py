@@ -317,6 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, help="report folder (default RUN/eval_PROTOCOL_PART)")
     evaluate.set_defaults(func=_cmd_evaluate)
 
+    predict = sub.add_parser("predict", help="age, gender and ethnicity of every face in photos")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    predict.add_argument(
+        "--aligned", action="store_true", help="inputs are aligned face crops (no detection)"
+    )
+    predict.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    predict.add_argument("--output", type=Path, help="write here instead of stdout")
+    predict.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies into DIR")
+    predict.add_argument("--batch-size", type=int, default=32, help="faces per model batch")
+    predict.add_argument("--threads", type=int, help="onnxruntime threads (default: up to 4)")
+    predict.set_defaults(func=_cmd_predict)
+
     export = sub.add_parser(
         "export", parents=[common], help="calibrate, export to ONNX and score a multitask run"
     )

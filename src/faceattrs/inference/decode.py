@@ -9,6 +9,7 @@ from the header *before* decoding, so a decompression bomb costs nothing.
 
 >>> import contextlib
 import io
+import re
 >>> from PIL import Image
 >>> buffer = io.BytesIO(); Image.new("L", (4, 3)).save(buffer, "PNG")
 >>> decode_image(buffer.getvalue()).size
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -70,7 +72,12 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError("too_large", f"the image is too large to decode safely ({exc})") from None
+        # Pillow refuses far-too-large headers before our check runs; report our limit all the same.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found[1]) / 1e6:.0f} megapixels" if found else "too many pixels"
+        raise ImageError(
+            "too_large", f"the image has {size}; the limit is {max_pixels / 1e6:.0f} megapixels"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError("not_an_image", "the data is not an image format faceattrs can read") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
