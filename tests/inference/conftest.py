@@ -11,10 +11,11 @@ def model_dir(tmp_path_factory) -> Path:
     """The shipped model; before one is shipped, a randomly initialised one of the same shape."""
     if (SHIPPED / "model.onnx").exists():
         return SHIPPED
+    from tests.conftest import make_face_folder
+
     from faceattrs.data.cache import load_faces
     from faceattrs.training.export import ship
     from faceattrs.training.recipes import build_recipe
-    from tests.conftest import make_face_folder
 
     root = tmp_path_factory.mktemp("random_model")
     make_face_folder(root / "UTKFace", n=20)

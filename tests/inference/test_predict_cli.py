@@ -4,10 +4,10 @@ import json
 import shutil
 
 import pytest
+from tests.inference.conftest import IMAGES
 
 from faceattrs.cli import main
 from faceattrs.inference.records import COLUMNS
-from tests.inference.conftest import IMAGES
 
 HEADER = (
     "path,face,status,x,y,w,h,det_score,age,age_low,age_high,gender,gender_prob,ethnicity,ethnicity_prob,"
@@ -76,10 +76,9 @@ def test_bad_files_get_error_rows_and_exit_1(tmp_path, capsys):
 
 def test_jsonl_output_file_and_annotations(tmp_path, capsys):
     out_file = tmp_path / "out.jsonl"
-    code, out, _ = run(
-        capsys, "predict", "--format", "jsonl", "--output", str(out_file), "--annotate", str(tmp_path / "ann"),
-        "--batch-size", "2", str(IMAGES / "group_5.jpg"), str(IMAGES / "astronaut.jpg"),
-    )  # fmt: skip
+    images = [str(IMAGES / "group_5.jpg"), str(IMAGES / "astronaut.jpg")]
+    options = ["--format", "jsonl", "--output", str(out_file), "--annotate", str(tmp_path / "ann")]
+    code, out, _ = run(capsys, "predict", *options, "--batch-size", "2", *images)
     assert code == 0 and out == ""
     rows = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert len(rows) == 6 and list(rows[0]) == list(COLUMNS)
