@@ -77,9 +77,7 @@ def main() -> None:
 
     shipped = AttributeModel(threads=args.threads)
     seeds = {
-        "seed-ethnicity": SeedOnnx(
-            "seed-ethnicity", args.seed_runs / "seed-ethnicity_project_s0", args.threads
-        ),
+        "seed-ethnicity": SeedOnnx("seed-ethnicity", args.seed_runs / "seed-ethnicity_project_s0", args.threads),
         "seed-age": SeedOnnx("seed-age", args.seed_runs / "seed-age_project_s0", args.threads),
     }
     rows: dict[str, dict] = {}
@@ -90,10 +88,7 @@ def main() -> None:
     seed_test = project_protocol(load_faces(DATA, 80, progress=False))["test"]
     for name, seed in seeds.items():
         out = np.concatenate(
-            [
-                seed.raw(np.ascontiguousarray(seed_test.images[i : i + 256]))
-                for i in range(0, len(seed_test), 256)
-            ]
+            [seed.raw(np.ascontiguousarray(seed_test.images[i : i + 256])) for i in range(0, len(seed_test), 256)]
         )
         p = Predictions(age=out) if name == "seed-age" else Predictions(ethnicity_proba=softmax(out))
         rows[name] = evaluate_predictions(p, seed_test.age, seed_test.gender, seed_test.race)

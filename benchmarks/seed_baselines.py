@@ -45,9 +45,7 @@ def run_one(faces, recipe_name: str, protocol: str, seed: int, runs: Path) -> di
     if done.exists():
         return json.loads(done.read_text())
     parts = make_parts(faces, protocol, recipe.task, seed)
-    result = train(
-        recipe, parts["train"], parts["val"], run_dir, seed=seed, extra_config={"protocol": protocol}
-    )
+    result = train(recipe, parts["train"], parts["val"], run_dir, seed=seed, extra_config={"protocol": protocol})
     test = parts["test"]
     t0 = time.perf_counter()
     preds = predict(result.model, recipe, test)
@@ -98,9 +96,7 @@ def markdown(rows: list[dict]) -> str:
         epochs = ", ".join(str(r["epochs_run"]) for r in group)
         minutes = statistics.mean(r["train_seconds"] for r in group) / 60
         reported = REPORTED[recipe] if protocol == "original" else "—"
-        lines.append(
-            f"| {recipe} | {protocol} | {'; '.join(figures)} | {epochs} | {minutes:.1f} min | {reported} |"
-        )
+        lines.append(f"| {recipe} | {protocol} | {'; '.join(figures)} | {epochs} | {minutes:.1f} min | {reported} |")
     return "\n".join(lines) + "\n"
 
 

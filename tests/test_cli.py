@@ -6,9 +6,7 @@ from faceattrs.cli import main
 
 
 def test_inspect_prints_counts_and_quirks(face_folder, capsys):
-    (face_folder / "39_1_20170116174525125.jpg.chip.jpg").write_bytes(
-        next(face_folder.glob("*.jpg")).read_bytes()
-    )
+    (face_folder / "39_1_20170116174525125.jpg.chip.jpg").write_bytes(next(face_folder.glob("*.jpg")).read_bytes())
     (face_folder / "broken.jpg").write_text("x")
     assert main(["data", "inspect", str(face_folder)]) == 0
     out = capsys.readouterr().out

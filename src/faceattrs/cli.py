@@ -170,6 +170,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         json.loads((args.run / "history.json").read_text()),
     )
     (report_dir / "ship_report.json").write_text(json.dumps(report, indent=1))
+    from faceattrs.evaluation.model_card import render_model_card
+
+    metadata = json.loads((args.out / "metadata.json").read_text())
+    (args.out / "MODEL_CARD.md").write_text(render_model_card(metadata, report))
     t = report["test"]
     print(
         f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
@@ -237,9 +241,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         keep_images=bool(args.annotate),
     )
     try:
-        for i, result in enumerate(
-            tqdm(results, total=len(inputs), desc="predict", unit="img", file=sys.stderr)
-        ):
+        for i, result in enumerate(tqdm(results, total=len(inputs), desc="predict", unit="img", file=sys.stderr)):
             counts[result.status] += 1
             faces += len(result.faces)
             for row in rows_for(result):
@@ -266,9 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceattrs", description="Age, gender and ethnicity from faces.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="inspect and split UTKFace").add_subparsers(
-        dest="data_command", required=True
-    )
+    data = sub.add_parser("data", help="inspect and split UTKFace").add_subparsers(dest="data_command", required=True)
     inspect = data.add_parser("inspect", help="counts, label distributions, quirks, duplicate groups")
     inspect.add_argument("folder", type=Path)
     inspect.add_argument("--groups", type=int, default=5, help="duplicate groups to list")
@@ -319,9 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="age, gender and ethnicity of every face in photos")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
-    predict.add_argument(
-        "--aligned", action="store_true", help="inputs are aligned face crops (no detection)"
-    )
+    predict.add_argument("--aligned", action="store_true", help="inputs are aligned face crops (no detection)")
     predict.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     predict.add_argument("--output", type=Path, help="write here instead of stdout")
     predict.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies into DIR")
@@ -329,9 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threads", type=int, help="onnxruntime threads (default: up to 4)")
     predict.set_defaults(func=_cmd_predict)
 
-    export = sub.add_parser(
-        "export", parents=[common], help="calibrate, export to ONNX and score a multitask run"
-    )
+    export = sub.add_parser("export", parents=[common], help="calibrate, export to ONNX and score a multitask run")
     export.add_argument("run", type=Path)
     export.add_argument("--out", type=Path, default=Path("src/faceattrs/assets"))
     export.add_argument("--report", type=Path, help="report folder (default RUN/shipped_report)")

@@ -63,9 +63,7 @@ def test_evaluate_predictions_groups_and_unknown_race():
     assert m["ethnicity"]["n"] == 4 and m["ethnicity"]["accuracy"] == pytest.approx(0.75)
     assert m["age"]["by_gender"]["female"] == {"n": 2, "mae": 2.0}
     assert "unknown" not in m["age"]["by_ethnicity"]
-    white_male = next(
-        r for r in m["by_ethnicity_gender"] if r["ethnicity"] == "white" and r["gender"] == "male"
-    )
+    white_male = next(r for r in m["by_ethnicity_gender"] if r["ethnicity"] == "white" and r["gender"] == "male")
     assert white_male == {
         "ethnicity": "white",
         "gender": "male",

@@ -24,9 +24,7 @@ def model_dir(tmp_path_factory) -> Path:
     split = root / "split.csv"
     split.write_text("file,sha256,part\n")
     parts = {"train": faces, "val": faces, "test": faces}
-    ship(
-        recipe.build_model().eval(), recipe, parts, {"recipe": "multitask"}, root / "model", split_file=split
-    )
+    ship(recipe.build_model().eval(), recipe, parts, {"recipe": "multitask"}, root / "model", split_file=split)
     return root / "model"
 
 

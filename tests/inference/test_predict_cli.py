@@ -59,9 +59,7 @@ def test_folder_is_walked_recursively_by_content(tmp_path, capsys):
 
 
 def test_bad_files_get_error_rows_and_exit_1(tmp_path, capsys):
-    files = [
-        IMAGES / n for n in ("empty.jpg", "astronaut.jpg", "text.jpg", "truncated.jpg", "bomb_30000.png")
-    ]
+    files = [IMAGES / n for n in ("empty.jpg", "astronaut.jpg", "text.jpg", "truncated.jpg", "bomb_30000.png")]
     code, out, err = run(capsys, "predict", *map(str, files), str(tmp_path / "missing.jpg"))
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 1

@@ -34,9 +34,7 @@ def test_percentile_rule_needs_age_predictions():
 
 def test_patience_max_mode_and_state_round_trip():
     rule = PatienceStop("val_macro_f1", mode="max", patience=2)
-    stops = [
-        rule.should_stop(e, {"val_macro_f1": v}, None, None) for e, v in enumerate([0.5, 0.6, 0.55, 0.58])
-    ]
+    stops = [rule.should_stop(e, {"val_macro_f1": v}, None, None) for e, v in enumerate([0.5, 0.6, 0.55, 0.58])]
     assert stops == [False, False, False, True] and rule.best_epoch == 1
     clone = PatienceStop("val_macro_f1", mode="max", patience=2)
     clone.load_state_dict(rule.state_dict())

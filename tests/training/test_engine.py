@@ -38,13 +38,9 @@ def test_resume_continues_to_the_same_weights(faces, tmp_path):
     recipe = build_recipe("seed-age")
     full = train(recipe, faces, faces, tmp_path / "full", epochs=3, stopping_rules=[], progress=False)
     train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], progress=False)
-    resumed = train(
-        recipe, faces, faces, tmp_path / "part", epochs=3, stopping_rules=[], resume=True, progress=False
-    )
+    resumed = train(recipe, faces, faces, tmp_path / "part", epochs=3, stopping_rules=[], resume=True, progress=False)
     assert resumed.epochs_run == 3
-    for (k, v), (_, w) in zip(
-        full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
-    ):
+    for (k, v), (_, w) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
         torch.testing.assert_close(v, w, msg=k)
 
 

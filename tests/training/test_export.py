@@ -60,3 +60,15 @@ def test_corrupted_or_swapped_model_fails_loudly(shipped, tmp_path):
         AttributeModel(tmp_path)
     with pytest.raises(FileNotFoundError, match="no model"):
         AttributeModel(tmp_path / "empty")
+
+
+def test_model_card_is_rendered_from_measured_figures(shipped):
+    from faceattrs.evaluation.model_card import render_model_card
+
+    model_dir, report, _ = shipped
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    card = render_model_card(meta, report)
+    assert "## Out of scope" in card and "non-commercial research only" in card
+    assert f"{report['test']['age']['mae']:.2f}" in card
+    assert "| ethnicity | others |" not in card  # rows are per group, not malformed
+    assert "| all | all |" in card  # overall coverage row

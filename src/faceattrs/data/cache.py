@@ -51,9 +51,7 @@ class FaceArrays:
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
-        return FaceArrays(
-            self.names[index], self.images[index], self.age[index], self.gender[index], self.race[index]
-        )
+        return FaceArrays(self.names[index], self.images[index], self.age[index], self.gender[index], self.race[index])
 
     def part(self, split: dict[str, str], part: str) -> FaceArrays:
         """The rows that ``split`` (name -> part) assigns to ``part``."""
@@ -82,9 +80,7 @@ def build_arrays(records: list[FaceRecord], size: int, progress: bool = True) ->
     )
 
 
-def load_faces(
-    folder: Path, size: int, *, cache_dir: Path = DEFAULT_CACHE_DIR, progress: bool = True
-) -> FaceArrays:
+def load_faces(folder: Path, size: int, *, cache_dir: Path = DEFAULT_CACHE_DIR, progress: bool = True) -> FaceArrays:
     """All readable faces of a UTKFace folder at ``size`` px, from the cache when present."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UTKFaceQuirkWarning)  # the full scan below reports them

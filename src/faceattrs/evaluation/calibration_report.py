@@ -38,7 +38,5 @@ def coverage_markdown(coverage: dict[str, Any]) -> str:
     lines = ["| grouping | group | n | coverage | mean width (years) |", "|---|---|---|---|---|"]
     for grouping, groups in coverage.items():
         for g, row in groups.items():
-            lines.append(
-                f"| {grouping} | {g} | {row['n']} | {100 * row['coverage']:.1f}% | {row['mean_width']:.1f} |"
-            )
+            lines.append(f"| {grouping} | {g} | {row['n']} | {100 * row['coverage']:.1f}% | {row['mean_width']:.1f} |")
     return "\n".join(lines) + "\n"

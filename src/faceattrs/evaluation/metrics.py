@@ -117,9 +117,7 @@ def classification_metrics(true: np.ndarray, proba: np.ndarray, classes: tuple[s
     }
 
 
-def evaluate_predictions(
-    preds: Predictions, age: np.ndarray, gender: np.ndarray, race: np.ndarray
-) -> dict[str, Any]:
+def evaluate_predictions(preds: Predictions, age: np.ndarray, gender: np.ndarray, race: np.ndarray) -> dict[str, Any]:
     """Every metric of the protocol for whichever tasks ``preds`` covers.
 
     Faces without a race label (``race == -1``) are left out of ethnicity

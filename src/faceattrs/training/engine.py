@@ -171,9 +171,7 @@ def train(
         stopped_by = state.get("stopped_by")
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         if scheduler is not None:
-            scheduler.load_state_dict(
-                {"lr_lambdas": [None] * len(optimizer.param_groups), **state["scheduler"]}
-            )
+            scheduler.load_state_dict({"lr_lambdas": [None] * len(optimizer.param_groups), **state["scheduler"]})
 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, epochs):

@@ -116,9 +116,7 @@ def calibration_figures(logits: dict[str, np.ndarray], faces, calibration: dict[
 
 
 def onnx_predictions(model: AttributeModel, images: np.ndarray, batch_size: int = 64):
-    raws = [
-        model.raw(np.ascontiguousarray(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
-    ]
+    raws = [model.raw(np.ascontiguousarray(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
     logits = {k: np.concatenate([r[k] for r in raws]) for k in raws[0]}
     calibrated = model.calibrate(logits)
     preds = Predictions(

