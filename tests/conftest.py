@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+IMAGES = Path(__file__).resolve().parent / "images"
+SHIPPED = Path(__file__).resolve().parents[1] / "src" / "faceattrs" / "assets"
 SHARED_UTKFACE = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "utkface" / "UTKFace"
 
 
@@ -38,3 +40,31 @@ def shared_utkface() -> Path:
     if not SHARED_UTKFACE.is_dir():
         pytest.skip(f"UTKFace not found at {SHARED_UTKFACE}: integration test skipped")
     return SHARED_UTKFACE
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """The shipped model; before one is shipped, a randomly initialised one of the same shape."""
+    if (SHIPPED / "model.onnx").exists():
+        return SHIPPED
+
+    from faceattrs.data.cache import load_faces
+    from faceattrs.training.export import ship
+    from faceattrs.training.recipes import build_recipe
+
+    root = tmp_path_factory.mktemp("random_model")
+    make_face_folder(root / "UTKFace", n=20)
+    faces = load_faces(root / "UTKFace", 112, cache_dir=root / "cache", progress=False)
+    recipe = build_recipe("multitask", pretrained=False)
+    split = root / "split.csv"
+    split.write_text("file,sha256,part\n")
+    parts = {"train": faces, "val": faces, "test": faces}
+    ship(recipe.build_model().eval(), recipe, parts, {"recipe": "multitask"}, root / "model", split_file=split)
+    return root / "model"
+
+
+@pytest.fixture(scope="session")
+def analyzer(model_dir):
+    from faceattrs import Analyzer
+
+    return Analyzer(model_dir, keep_crops=True)

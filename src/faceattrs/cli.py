@@ -264,6 +264,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if counts["error"] else 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from faceattrs.app.messages import MAX_UPLOAD_MB
+
+    main_py = Path(__file__).parent / "app" / "main.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(main_py),
+        "--server.address", args.host,
+        "--server.port", str(args.port),
+        "--server.headless", "true",
+        "--server.maxUploadSize", str(MAX_UPLOAD_MB),
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    print(f"faceattrs app on http://{args.host}:{args.port} (Ctrl+C stops it)", file=sys.stderr)
+    return subprocess.call(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceattrs", description="Age, gender and ethnicity from faces.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -326,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=32, help="faces per model batch")
     predict.add_argument("--threads", type=int, help="onnxruntime threads (default: up to 4)")
     predict.set_defaults(func=_cmd_predict)
+
+    app = sub.add_parser("app", help="start the web app (Streamlit)")
+    app.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    app.add_argument("--port", type=int, default=8501)
+    app.set_defaults(func=_cmd_app)
 
     export = sub.add_parser("export", parents=[common], help="calibrate, export to ONNX and score a multitask run")
     export.add_argument("run", type=Path)

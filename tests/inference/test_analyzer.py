@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from tests.inference.conftest import IMAGES
+from tests.conftest import IMAGES
 
 from faceattrs import Analyzer, ImageError
 from faceattrs.inference.annotate import annotate

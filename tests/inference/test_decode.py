@@ -3,7 +3,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from tests.inference.conftest import IMAGES
+from tests.conftest import IMAGES
 
 from faceattrs.inference.decode import ImageError, decode_image, load_image
 

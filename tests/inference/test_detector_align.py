@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from tests.inference.conftest import IMAGES
+from tests.conftest import IMAGES
 
 from faceattrs.inference.align import AlignmentTemplate, align_face, face_scale, similarity_transform
 from faceattrs.inference.decode import load_image

@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from tests.inference.conftest import IMAGES
+from tests.conftest import IMAGES
 
 from faceattrs.cli import main
 from faceattrs.inference.records import COLUMNS

@@ -66,6 +66,8 @@ class ImageResult:
     error: str | None = None
     width: int | None = None
     height: int | None = None
+    #: faces the detector found; more than ``len(faces)`` when the per-image cap cut the list
+    detected: int = 0
     image: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -159,9 +161,12 @@ class Analyzer:
         if aligned:  # the whole image is one face crop in UTKFace geometry
             h, w = image.shape[:2]
             whole = {"box": (0.0, 0.0, float(w), float(h)), "score": 1.0, "landmarks": None, "crop": image}
+            result.detected = 1
             return result, [whole | {"eye_distance": None}]
         found = []
-        for det in self.detector.detect(image)[: self.max_faces]:
+        detections = self.detector.detect(image)
+        result.detected = len(detections)
+        for det in detections[: self.max_faces]:
             crop = align_face(image, det.landmarks, self.template)
             matrix = similarity_transform(det.landmarks, self.template.points)
             template_eyes = np.linalg.norm(self.template.points[1] - self.template.points[0])

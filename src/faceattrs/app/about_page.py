@@ -1,0 +1,59 @@
+"""About the model: training data, measured performance, limitations, privacy."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import streamlit as st
+
+
+def _asset(name: str):
+    return resources.files("faceattrs") / "assets" / name
+
+
+def _card_section(card: str, title: str) -> str:
+    """The body of one ``## title`` section of the model card."""
+    start = card.find(f"## {title}")
+    if start < 0:
+        return ""
+    end = card.find("\n## ", start + 3)
+    return card[start + len(title) + 3 : end if end > 0 else None].strip()
+
+
+def render() -> None:
+    st.title("About the model")
+    metadata = json.loads(_asset("metadata.json").read_text())
+    card = _asset("MODEL_CARD.md").read_text()
+    m = metadata["metrics"]
+    st.markdown(
+        "One EfficientNet-Lite0 network (ImageNet-pretrained) with three heads, trained on the UTKFace data set "
+        f"({metadata['training']['n_train']} training faces) on 2 CPU cores and shipped as ONNX. "
+        "Faces are detected with RetinaFace and aligned to UTKFace's crop geometry first."
+    )
+    st.subheader("Measured performance")
+    st.caption(m["part"] + f", {m['n']} faces")
+    cols = st.columns(5)
+    cols[0].metric("Age MAE", f"{m['age_mae']:.2f} y")
+    cols[1].metric("Age within 5 y", f"{m['age_cs5']:.0%}")
+    cols[2].metric("90% range coverage", f"{m['age_interval_coverage']:.0%}")
+    cols[3].metric("Ethnicity accuracy", f"{m['ethnicity_accuracy']:.1%}")
+    cols[4].metric("Gender accuracy", f"{m['gender_accuracy']:.1%}")
+    st.markdown(_card_section(card, "Performance (test part of the project split, measured once, through ONNX)"))
+    plots = [p for p in ("age_scatter.png", "age_mae_by_ethnicity.png", "ethnicity_confusion.png",
+                         "age_mae_by_bucket.png") if _asset(f"report/{p}").is_file()]  # fmt: skip
+    for row in range(0, len(plots), 2):
+        for col, name in zip(st.columns(2), plots[row : row + 2], strict=False):
+            col.image(_asset(f"report/{name}").read_bytes())
+    st.subheader("Calibration")
+    st.markdown(_card_section(card, "Calibration (fitted on validation only)"))
+    for title in ("Intended use", "Out of scope — do not use it for", "Limitations"):
+        st.subheader(title)
+        st.markdown(_card_section(card, title))
+    st.subheader("Training data and licence")
+    st.markdown(_card_section(card, "Training data"))
+    st.subheader("Privacy")
+    st.markdown(
+        "Photos you upload are decoded and analysed **in memory only**. The app does not write them to disk, "
+        "does not log them and keeps no copy after your session ends."
+    )

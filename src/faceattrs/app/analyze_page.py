@@ -1,0 +1,124 @@
+"""The main page: upload or snap a photo, see every face annotated.
+
+Images stay in memory: Streamlit keeps uploads in RAM, the app never writes
+them anywhere and logs nothing about them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from importlib import resources
+
+import pandas as pd
+import streamlit as st
+
+from faceattrs.app.messages import MAX_FACES, MAX_UPLOAD_MB, friendly
+from faceattrs.inference.analyzer import Analyzer, Face, ImageResult
+from faceattrs.inference.annotate import annotate
+from faceattrs.inference.records import COLUMNS, rows_for
+
+SAMPLE = "sample_photo.jpg"
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_analyzer() -> Analyzer:
+    """One Analyzer per process (the ONNX sessions are loaded once)."""
+    return Analyzer(max_faces=MAX_FACES, keep_crops=True)
+
+
+def sample_bytes() -> bytes:
+    return (resources.files("faceattrs") / "assets" / SAMPLE).read_bytes()
+
+
+def _inputs() -> list[tuple[str, bytes]]:
+    st.title("faceattrs")
+    st.caption(
+        "Apparent age (with a 90% range), gender and ethnicity for every face in a photo. "
+        "Photos are analysed in memory and never stored."
+    )
+    left, right = st.columns([3, 1])
+    with left:
+        uploads = st.file_uploader(
+            "Upload photos",
+            type=["jpg", "jpeg", "png", "webp", "heic", "heif", "bmp", "gif", "tif", "tiff"],
+            accept_multiple_files=True,
+            help=f"Up to {MAX_UPLOAD_MB} MB per file.",
+        )
+    with right:
+        st.write("")
+        if st.button("Try a sample photo", icon="🖼️", width="stretch"):
+            st.session_state["use_sample"] = True
+        use_camera = st.toggle("Use the camera")
+    inputs = [(u.name, u.getvalue()) for u in uploads or []]
+    if use_camera:
+        snap = st.camera_input("Take a photo")
+        if snap is not None:
+            inputs.append(("camera.jpg", snap.getvalue()))
+    if not inputs and st.session_state.get("use_sample"):
+        inputs.append((SAMPLE, sample_bytes()))
+    return inputs
+
+
+def _face_card(face: Face) -> None:
+    with st.container(border=True):
+        st.markdown(f"#### Face {face.index + 1}")
+        crop_col, info_col = st.columns([1, 2])
+        with crop_col:
+            if face.crop is not None:
+                st.image(face.crop, caption="what the model saw", width=120)
+        with info_col:
+            st.metric("Age", f"{face.age:.0f}", help="expected apparent age")
+            st.write(f"90% range: **{face.age_low:.0f}–{face.age_high:.0f}** years")
+            st.write(f"Gender: **{face.gender}** ({face.gender_prob:.0%})")
+            st.write(f"Ethnicity: **{face.ethnicity}** ({face.ethnicity_prob:.0%})")
+        chart = pd.DataFrame({"probability": face.ethnicity_probs}).rename_axis("ethnicity")
+        st.bar_chart(chart, horizontal=True, height=170, y_label="", x_label="probability")
+        if face.quality_flags:
+            st.warning(
+                "Treat with care: the face is " + " and ".join(face.quality_flags) + ", so these estimates are "
+                "less reliable.",
+                icon="⚠️",
+            )
+
+
+def _show(name: str, data: bytes, result: ImageResult) -> None:
+    st.subheader(name)
+    if result.status == "error":
+        st.error(friendly(result.error_code, result.error, name), icon="🚫")
+        return
+    if result.status == "no_face":
+        st.info(friendly("no_face", None, name), icon="🔍")
+        return
+    if result.detected > len(result.faces):
+        st.warning(f"{result.detected} faces found; showing the {len(result.faces)} largest-scoring (the cap).")
+    drawn = annotate(result.image, result.faces)
+    st.image(drawn, caption=f"{len(result.faces)} face(s)", width="stretch")
+    png = io.BytesIO()
+    drawn.save(png, format="PNG")
+    rows = rows_for(result)
+    for row in rows:
+        row["path"] = name
+    a, b, c = st.columns(3)
+    a.download_button("Annotated PNG", png.getvalue(), f"{name}.annotated.png", "image/png", key=f"png-{name}")
+    csv = pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False)
+    b.download_button("Results CSV", csv, f"{name}.faces.csv", "text/csv", key=f"csv-{name}")
+    c.download_button("Results JSON", json.dumps(rows, indent=1), f"{name}.faces.json", "application/json",
+                      key=f"json-{name}")  # fmt: skip
+    columns = st.columns(min(3, len(result.faces)))
+    for i, face in enumerate(result.faces):
+        with columns[i % len(columns)]:
+            _face_card(face)
+
+
+def render() -> None:
+    inputs = _inputs()
+    if not inputs:
+        st.info("Upload a photo, take one with the camera, or try the sample photo.", icon="👆")
+        return
+    analyzer = get_analyzer()
+    with st.spinner("Finding faces…"):
+        results = [analyzer.analyze_image(data, keep_image=True) for _, data in inputs]
+    for (name, data), result in zip(inputs, results, strict=True):
+        _show(name, data, result)
+        st.divider()

@@ -1,0 +1,26 @@
+"""Friendly, specific messages for every way an upload can fail (no tracebacks, ever).
+
+>>> friendly("not_an_image", "x", "cat.txt")
+'**cat.txt** is not an image faceattrs can read. Try a JPEG, PNG or WebP photo.'
+"""
+
+from __future__ import annotations
+
+from faceattrs.inference.decode import DEFAULT_MAX_PIXELS
+
+MAX_UPLOAD_MB = 25
+MAX_FACES = 50
+
+
+def friendly(code: str | None, message: str | None, name: str) -> str:
+    """The message shown for an image whose result is ``error`` or ``no_face``."""
+    texts = {
+        "no_face": f"No face found in **{name}**. Try a photo where the face is frontal, lit and at least "
+        "about 40 pixels wide.",
+        "not_an_image": f"**{name}** is not an image faceattrs can read. Try a JPEG, PNG or WebP photo.",
+        "empty": f"**{name}** is empty.",
+        "corrupt": f"**{name}** looks damaged or cut short; it could not be decoded.",
+        "too_large": f"**{name}** is too large: {message}. The limit is {DEFAULT_MAX_PIXELS / 1e6:.0f} megapixels "
+        f"and {MAX_UPLOAD_MB} MB per file.",
+    }
+    return texts.get(code or "", f"**{name}** could not be analysed: {message}")

@@ -1,0 +1,76 @@
+"""The Streamlit app's logic through streamlit.testing (no browser)."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from tests.conftest import IMAGES
+
+MAIN = str(Path(__file__).resolve().parents[2] / "src" / "faceattrs" / "app" / "main.py")
+
+
+@pytest.fixture(autouse=True)
+def use_model(model_dir, monkeypatch):
+    import faceattrs.inference.attribute_model as am
+
+    monkeypatch.setattr(am, "default_model_dir", lambda: model_dir)
+
+
+def page(timeout: float = 60) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=timeout)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [e.value for e in (*at.error, *at.info, *at.warning)]
+    return "\n".join(str(p) for p in parts)
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader[0].set_value((name, data, "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_first_visit_invites_an_upload():
+    at = page()
+    assert "Upload a photo" in at.info[0].value
+    assert at.button[0].label == "Try a sample photo"
+
+
+def test_sample_photo_renders_a_card_per_face():
+    at = page()
+    at.button[0].click().run()
+    assert not at.exception
+    text = texts(at)
+    for i in range(1, 6):
+        assert f"#### Face {i}" in text
+    assert "90% range:" in text and "Gender: **" in text and "Ethnicity: **" in text
+    ages = [float(m.value) for m in at.metric]
+    assert len(ages) == 5 and all(0 <= a <= 116 for a in ages)
+    assert [d.label for d in at.get("download_button")][:3] == ["Annotated PNG", "Results CSV", "Results JSON"]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "expected"),
+    [
+        ("text.jpg", "error", "is not an image faceattrs can read"),
+        ("empty.jpg", "error", "is empty"),
+        ("truncated.jpg", "error", "looks damaged or cut short"),
+        ("bomb_30000.png", "error", "The limit is 50 megapixels"),
+        ("no_face.png", "info", "No face found in **no_face.png**"),
+    ],
+)
+def test_bad_inputs_get_friendly_messages(name, kind, expected):
+    at = upload(page(), name, (IMAGES / name).read_bytes())
+    messages = [m.value for m in getattr(at, kind)]
+    assert any(expected in m for m in messages), messages
+    assert "Traceback" not in texts(at)
+
+
+def test_small_faces_are_flagged_on_their_card():
+    at = upload(page(), "tiny_face.jpg", (IMAGES / "tiny_face.jpg").read_bytes())
+    assert any("the face is small" in w.value for w in at.warning)
