@@ -283,6 +283,18 @@ def _cmd_app(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from faceattrs.api.server import ApiSettings, create_app
+
+    settings = ApiSettings.from_env(workers=args.workers)
+    app = create_app(settings)
+    print(f"faceattrs API on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=not args.no_access_log)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceattrs", description="Age, gender and ethnicity from faces.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -350,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     app.add_argument("--port", type=int, default=8501)
     app.set_defaults(func=_cmd_app)
+
+    serve = sub.add_parser("serve", help="start the HTTP API and its HTML upload page")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, help="inference threads (default 1; env FACEATTRS_API_WORKERS)")
+    serve.add_argument("--no-access-log", action="store_true")
+    serve.set_defaults(func=_cmd_serve)
 
     export = sub.add_parser("export", parents=[common], help="calibrate, export to ONNX and score a multitask run")
     export.add_argument("run", type=Path)

@@ -1,0 +1,1 @@
+"""The HTTP API (``faceattrs serve``)."""

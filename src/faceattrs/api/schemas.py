@@ -1,0 +1,96 @@
+"""Typed request/response models; the OpenAPI schema is generated from them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from faceattrs.inference.analyzer import Face
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. not_an_image, too_large, queue_full")
+    message: str = Field(description="what went wrong, for people")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class FaceOut(BaseModel):
+    """One face; the same fields as a row of `faceattrs predict`, plus landmarks and quality flags."""
+
+    face: int = Field(description="index of the face in its image, most confident first")
+    x: float
+    y: float
+    w: float
+    h: float
+    det_score: float
+    age: float = Field(description="expected apparent age in years")
+    age_low: float = Field(description="lower end of the 90% conformal age range")
+    age_high: float
+    gender: Literal["male", "female"]
+    gender_prob: float
+    ethnicity: Literal["white", "black", "asian", "indian", "others"]
+    ethnicity_prob: float
+    p_white: float
+    p_black: float
+    p_asian: float
+    p_indian: float
+    p_others: float
+    landmarks: list[list[float]] = Field(description="5 points (x, y): eyes, nose, mouth corners; [] when aligned")
+    quality_flags: list[str] = Field(description='"small" or "blurry" when the estimate deserves less trust')
+
+    @classmethod
+    def of(cls, face: Face) -> FaceOut:
+        x, y, w, h = face.box
+        return cls(
+            face=face.index,
+            x=x,
+            y=y,
+            w=w,
+            h=h,
+            det_score=face.det_score,
+            age=face.age,
+            age_low=face.age_low,
+            age_high=face.age_high,
+            gender=face.gender,
+            gender_prob=face.gender_prob,
+            ethnicity=face.ethnicity,
+            ethnicity_prob=face.ethnicity_prob,
+            **{f"p_{k}": v for k, v in face.ethnicity_probs.items()},
+            landmarks=face.landmarks,
+            quality_flags=face.quality_flags,
+        )
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    sha256: str
+
+
+class AnalyzeResponse(BaseModel):
+    status: Literal["ok", "no_face"]
+    faces: list[FaceOut]
+    model: ModelInfo
+    timing_ms: float
+
+
+class ImageOut(BaseModel):
+    index: int
+    filename: str | None
+    status: Literal["ok", "no_face", "error"]
+    faces: list[FaceOut]
+    error: ErrorBody | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[ImageOut]
+    model: ModelInfo
+    timing_ms: float
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
