@@ -54,7 +54,7 @@ def main() -> None:
         out = [], [], []
         for result, ok in zip(results, keep, strict=True):
             if ok:
-                face = result.faces[0]  # most confident face
+                face = max(result.faces, key=lambda f: f.det_score)  # the UTKFace subject
                 out[0].append(face.age)
                 out[1].append(ETHNICITIES.index(face.ethnicity))
                 out[2].append(GENDERS.index(face.gender))

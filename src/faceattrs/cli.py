@@ -147,7 +147,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from faceattrs.evaluation.report import write_report
     from faceattrs.training.checkpoint import load_weights
     from faceattrs.training.export import ship
     from faceattrs.training.recipes import build_recipe
@@ -159,21 +158,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     recipe = build_recipe("multitask", **settings)
     model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
     parts = _load_parts(recipe, "project", args.data, config["seed"], args.split)
-    report = ship(model, recipe, parts, config, args.out, split_file=args.split, coverage=args.coverage)
-    report_dir = args.report or args.run / "shipped_report"
-    write_report(
-        report["test"],
-        _test_predictions(args.out, parts["test"]),
-        parts["test"].age,
-        report_dir,
-        "Shipped multitask model, project test part (through ONNX)",
-        json.loads((args.run / "history.json").read_text()),
+    history = json.loads((args.run / "history.json").read_text())
+    report = ship(
+        model, recipe, parts, config, args.out, split_file=args.split, coverage=args.coverage, history=history
     )
-    (report_dir / "ship_report.json").write_text(json.dumps(report, indent=1))
-    from faceattrs.evaluation.model_card import render_model_card
-
-    metadata = json.loads((args.out / "metadata.json").read_text())
-    (args.out / "MODEL_CARD.md").write_text(render_model_card(metadata, report))
+    (args.run / "ship_report.json").write_text(json.dumps(report, indent=1))
     t = report["test"]
     print(
         f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
@@ -181,16 +170,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"test: age MAE {t['age']['mae']:.2f}, CS@5 {t['age']['cs5']:.3f}, ethnicity "
         f"{t['ethnicity']['accuracy']:.4f} (macro-F1 {t['ethnicity']['macro_f1']:.3f}), gender "
         f"{t['gender']['accuracy']:.4f}, 90% range coverage "
-        f"{t['calibration']['age_interval']['all']['all']['coverage']:.3f}; report in {report_dir}"
+        f"{t['calibration']['age_interval']['all']['all']['coverage']:.3f}; "
+        f"card and report in {args.out}"
     )
     return 0
-
-
-def _test_predictions(model_dir: Path, faces):
-    from faceattrs.inference.attribute_model import AttributeModel
-    from faceattrs.training.export import onnx_predictions
-
-    return onnx_predictions(AttributeModel(model_dir), faces.images)[2]
 
 
 def _iter_inputs(paths: list[Path]) -> list[Path]:
@@ -278,6 +261,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
         "--server.maxUploadSize", str(MAX_UPLOAD_MB),
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     print(f"faceattrs app on http://{args.host}:{args.port} (Ctrl+C stops it)", file=sys.stderr)
     return subprocess.call(command)
@@ -373,7 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", parents=[common], help="calibrate, export to ONNX and score a multitask run")
     export.add_argument("run", type=Path)
     export.add_argument("--out", type=Path, default=Path("src/faceattrs/assets"))
-    export.add_argument("--report", type=Path, help="report folder (default RUN/shipped_report)")
     export.add_argument("--coverage", type=float, default=0.9, help="target coverage of the age range")
     export.set_defaults(func=_cmd_export)
     return parser

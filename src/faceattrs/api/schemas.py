@@ -21,7 +21,7 @@ class ErrorResponse(BaseModel):
 class FaceOut(BaseModel):
     """One face; the same fields as a row of `faceattrs predict`, plus landmarks and quality flags."""
 
-    face: int = Field(description="index of the face in its image, most confident first")
+    face: int = Field(description="index of the face in its image, numbered left to right")
     x: float
     y: float
     w: float

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import streamlit as st
 
+from faceattrs.inference.attribute_model import default_model_dir
+
 
 def _asset(name: str):
-    return resources.files("faceattrs") / "assets" / name
+    return default_model_dir() / name
 
 
 def _card_section(card: str, title: str) -> str:

@@ -47,7 +47,7 @@ def _inputs() -> list[tuple[str, bytes]]:
         )
     with right:
         st.write("")
-        if st.button("Try a sample photo", icon="🖼️", width="stretch"):
+        if st.button("Try a sample photo", icon=":material/image:", width="stretch"):
             st.session_state["use_sample"] = True
         use_camera = st.toggle("Use the camera")
     inputs = [(u.name, u.getvalue()) for u in uploads or []]
@@ -78,17 +78,17 @@ def _face_card(face: Face) -> None:
             st.warning(
                 "Treat with care: the face is " + " and ".join(face.quality_flags) + ", so these estimates are "
                 "less reliable.",
-                icon="⚠️",
+                icon=":material/warning:",
             )
 
 
 def _show(name: str, data: bytes, result: ImageResult) -> None:
     st.subheader(name)
     if result.status == "error":
-        st.error(friendly(result.error_code, result.error, name), icon="🚫")
+        st.error(friendly(result.error_code, result.error, name), icon=":material/block:")
         return
     if result.status == "no_face":
-        st.info(friendly("no_face", None, name), icon="🔍")
+        st.info(friendly("no_face", None, name), icon=":material/search_off:")
         return
     if result.detected > len(result.faces):
         st.warning(f"{result.detected} faces found; showing the {len(result.faces)} largest-scoring (the cap).")
@@ -114,7 +114,7 @@ def _show(name: str, data: bytes, result: ImageResult) -> None:
 def render() -> None:
     inputs = _inputs()
     if not inputs:
-        st.info("Upload a photo, take one with the camera, or try the sample photo.", icon="👆")
+        st.info("Upload a photo, take one with the camera, or try the sample photo.", icon=":material/upload:")
         return
     analyzer = get_analyzer()
     with st.spinner("Finding faces…"):

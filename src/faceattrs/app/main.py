@@ -6,11 +6,17 @@ import streamlit as st
 
 from faceattrs.app import about_page, analyze_page
 
-st.set_page_config(page_title="faceattrs", page_icon="🙂", layout="wide")
+st.set_page_config(page_title="faceattrs", page_icon=":material/face:", layout="wide")
 page = st.navigation(
     [
-        st.Page(analyze_page.render, title="Analyze a photo", icon="📷", default=True, url_path="analyze"),
-        st.Page(about_page.render, title="About the model", icon="📊", url_path="about"),
+        st.Page(
+            analyze_page.render,
+            title="Analyze a photo",
+            icon=":material/photo_camera:",
+            default=True,
+            url_path="analyze",
+        ),
+        st.Page(about_page.render, title="About the model", icon=":material/analytics:", url_path="about"),
     ]
 )
 page.run()

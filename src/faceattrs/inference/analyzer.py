@@ -166,7 +166,9 @@ class Analyzer:
         found = []
         detections = self.detector.detect(image)
         result.detected = len(detections)
-        for det in detections[: self.max_faces]:
+        # keep the most confident faces, then number them left to right as people read a photo
+        kept = sorted(detections[: self.max_faces], key=lambda d: (d.box[0], d.box[1]))
+        for det in kept:
             crop = align_face(image, det.landmarks, self.template)
             matrix = similarity_transform(det.landmarks, self.template.points)
             template_eyes = np.linalg.norm(self.template.points[1] - self.template.points[0])

@@ -34,7 +34,9 @@ class ModelIntegrityError(RuntimeError):
 
 
 def default_model_dir() -> Path:
-    """Folder of the model shipped inside the package."""
+    """Folder of the model: ``$FACEATTRS_MODEL_DIR`` when set, else the one shipped inside the package."""
+    if override := os.environ.get("FACEATTRS_MODEL_DIR"):
+        return Path(override)
     return Path(str(resources.files("faceattrs") / "assets"))
 
 

@@ -31,6 +31,8 @@ from faceattrs.calibration import (
 from faceattrs.data.labels import ETHNICITIES, GENDERS
 from faceattrs.evaluation.calibration_report import interval_coverage
 from faceattrs.evaluation.metrics import Predictions, age_bucket, evaluate_predictions
+from faceattrs.evaluation.model_card import render_model_card
+from faceattrs.evaluation.report import write_report
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.training.recipes import Recipe
 
@@ -134,8 +136,13 @@ def ship(
     *,
     split_file: Path,
     coverage: float = 0.9,
+    history: list[dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Calibrate on val, export, verify ONNX == torch, and score val and test through ONNX."""
+    """Calibrate on val, export, verify ONNX == torch, and score val and test through ONNX.
+
+    ``out_dir`` receives ``model.onnx``, ``metadata.json``, ``MODEL_CARD.md``, ``report.json`` and
+    ``report/`` (the test report with its plots).
+    """
     from faceattrs.training.engine import predict
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +195,7 @@ def ship(
         logits, _, preds = onnx_predictions(shipped, faces.images)
         report[name] = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
         report[name]["calibration"] = calibration_figures(logits, faces, calibration)
+    write_report(report["test"], preds, test.age, out_dir / "report", "Shipped model, test part (ONNX)", history)
     t = report["test"]
     metadata["metrics"] = {
         "part": "test (project split, natural class balance, all ages), measured through ONNX",
@@ -203,5 +211,7 @@ def ship(
         "age_interval_mean_width": t["calibration"]["age_interval"]["all"]["all"]["mean_width"],
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
-    report["sha256"] = hashlib.sha256((out_dir / MODEL_FILE).read_bytes()).hexdigest()
+    report["sha256"] = sha
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    (out_dir / "MODEL_CARD.md").write_text(render_model_card(metadata, report))
     return report

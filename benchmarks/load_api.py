@@ -1,0 +1,136 @@
+"""Load test of the HTTP API on loopback: latency, throughput, errors and memory.
+
+Starts ``faceattrs serve`` on 127.0.0.1, measures the single-request latency
+(one client, sequential), then drives it with N concurrent clients until a
+request count or a time limit is reached (both bounded), and reports
+requests/s, p50/p95/p99 latency, errors and the server's RSS before and after.
+
+Usage::
+
+    python benchmarks/load_api.py [--clients 8] [--requests 2000] [--max-seconds 240] [--workers 1]
+
+Writes ``benchmarks/results/load_api.json`` and ``.md``. Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+IMAGE = Path(__file__).resolve().parents[1] / "tests" / "images" / "astronaut.jpg"
+RESULTS = Path(__file__).parent / "results"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def drive(url: str, clients: int, total: int, max_seconds: float, data: bytes):
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    sent = 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while sent < total and time.perf_counter() < deadline:
+            sent += 1
+            t0 = time.perf_counter()
+            r = await http.post(f"{url}/v1/analyze", files={"file": ("a.jpg", data, "image/jpeg")})
+            latencies.append(time.perf_counter() - t0)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60) as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+    return latencies, statuses, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--max-seconds", type=float, default=240)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "faceattrs.cli", "serve", "--port", str(port), "--workers", str(args.workers),
+         "--no-access-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "FACEATTRS_API_QUEUE_SIZE": "16"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        data = IMAGE.read_bytes()
+        single, _, _ = asyncio.run(drive(url, 1, 5, 60, data))  # warm-up
+        single, _, _ = asyncio.run(drive(url, 1, 50, 60, data))
+        rss_before = rss_mb(server.pid)
+        latencies, statuses, seconds = asyncio.run(drive(url, args.clients, args.requests, args.max_seconds, data))
+        rss_after = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    lat = np.array(latencies) * 1000
+    single_ms = statistics.median(single) * 1000
+    result = {
+        "image": f"{IMAGE.name} (512x512, one face)",
+        "server_workers": args.workers,
+        "cpu_cores": os.cpu_count(),
+        "single_request_median_ms": single_ms,
+        "clients": args.clients,
+        "requests": len(latencies),
+        "seconds": seconds,
+        "requests_per_s": len(latencies) / seconds,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "p95_over_single": float(np.percentile(lat, 95)) / single_ms,
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "errors": sum(v for k, v in statuses.items() if k != 200),
+        "rss_mb_before": rss_before,
+        "rss_mb_after": rss_after,
+        "rss_growth_mb": rss_after - rss_before,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "load_api.json").write_text(json.dumps(result, indent=1))
+    md = (
+        "| clients | requests | req/s | p50 ms | p95 ms | p99 ms | single-request ms | p95 / single | errors | "
+        "RSS before → after (MB) |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        f"| {args.clients} | {result['requests']} | {result['requests_per_s']:.1f} | {result['p50_ms']:.0f} | "
+        f"{result['p95_ms']:.0f} | {result['p99_ms']:.0f} | {single_ms:.0f} | {result['p95_over_single']:.1f}× | "
+        f"{result['errors']} | {rss_before:.0f} → {rss_after:.0f} ({result['rss_growth_mb']:+.0f}) |\n\n"
+        f"{result['image']}; {args.workers} inference worker(s); {os.cpu_count()} CPU cores; loopback.\n"
+    )
+    (RESULTS / "load_api.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The web app in a real browser: Debian's Chromium driven by Playwright.
+
+Starts ``faceattrs app`` on a free loopback port, uploads the sample photo,
+waits for the result cards and checks their labels; screenshots go to
+``test-artifacts/``. Skipped (with the reason) where Chromium or Playwright
+is missing; ``.ci/run`` installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SAMPLE = ROOT / "src" / "faceattrs" / "assets" / "sample_photo.jpg"
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(model_dir, tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium not installed (apt-get install chromium): browser test skipped")
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed: browser test skipped")
+    port = _free_port()
+    env = {**os.environ, "FACEATTRS_MODEL_DIR": str(model_dir)}
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faceattrs.cli", "app", "--port", str(port)], env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the app did not start:\n" + log.read_text())
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(app_url, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),  # a fresh --user-data-dir
+            executable_path=CHROMIUM,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+            args=[
+                "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-quic",
+            ],
+        )  # fmt: skip
+        yield context.new_page()
+        context.close()
+
+
+def test_upload_sample_photo_shows_result_cards(app_url, page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(app_url, wait_until="networkidle")
+    page.get_by_text("Upload a photo, take one with the camera").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "app_main.png"))
+    page.locator("input[type=file]").first.set_input_files(str(SAMPLE))
+    page.get_by_text("Face 5", exact=True).wait_for(timeout=90_000)
+    body = page.inner_text("body")
+    for i in range(1, 6):
+        assert f"Face {i}" in body
+    assert "90% range:" in body and "Gender:" in body and "Ethnicity:" in body
+    assert "Annotated PNG" in body and "Traceback" not in body
+    page.screenshot(path=str(ARTIFACTS / "app_result.png"), full_page=True)
+
+
+def test_about_page(app_url, page):
+    page.goto(f"{app_url}/about", wait_until="networkidle")
+    page.get_by_text("Measured performance").wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    assert "Age MAE" in body and "Intended use" in body and "Out of scope" in body
+    assert "in memory only" in body
+    page.screenshot(path=str(ARTIFACTS / "app_about.png"), full_page=True)
