@@ -27,7 +27,10 @@ from tqdm import tqdm
 from faceattrs.data.utkface import FaceRecord, UTKFaceQuirkWarning, scan_utkface
 from faceattrs.preprocessing import to_model_input
 
-DEFAULT_CACHE_DIR = Path(os.environ.get("FACEATTRS_CACHE", ".cache"))
+
+def default_cache_dir() -> Path:
+    """``$FACEATTRS_CACHE`` when set, else ``.cache`` in the working directory (git-ignored)."""
+    return Path(os.environ.get("FACEATTRS_CACHE", ".cache"))
 
 
 @dataclass
@@ -80,13 +83,13 @@ def build_arrays(records: list[FaceRecord], size: int, progress: bool = True) ->
     )
 
 
-def load_faces(folder: Path, size: int, *, cache_dir: Path = DEFAULT_CACHE_DIR, progress: bool = True) -> FaceArrays:
+def load_faces(folder: Path, size: int, *, cache_dir: Path | None = None, progress: bool = True) -> FaceArrays:
     """All readable faces of a UTKFace folder at ``size`` px, from the cache when present."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UTKFaceQuirkWarning)  # the full scan below reports them
         records = scan_utkface(Path(folder), decode=False, progress=progress)
     key = _key(records.records, size)
-    image_file = Path(cache_dir) / f"utkface_{key}.npy"
+    image_file = Path(cache_dir or default_cache_dir()) / f"utkface_{key}.npy"
     label_file = image_file.with_suffix(".json")
     if image_file.exists() and label_file.exists():
         labels = json.loads(label_file.read_text())

@@ -200,7 +200,7 @@ def train(
                 scheduler.step()
             total += loss.item() * len(index)
             seen += len(index)
-            bar.set_postfix(loss=f"{total / seen:.4g}")
+            bar.set_postfix(loss=f"{total / seen:.4g}", refresh=False)
         preds = predict(model, recipe, val_faces)
         metrics = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
         metrics |= validation_metrics(preds, val_faces)
