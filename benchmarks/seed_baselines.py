@@ -77,26 +77,40 @@ def headline(row: dict) -> dict[str, float]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = [
-        "| network | protocol | test figures (mean over seeds; per seed in brackets) | epochs run | "
-        "train time / run | originally reported |",
-        "|---|---|---|---|---|---|",
-    ]
-    keys = {}
+    groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
-        keys.setdefault((row["recipe"], row["protocol"]), []).append(row)
-    for (recipe, protocol), group in keys.items():
+        groups.setdefault((row["recipe"], row["protocol"]), []).append(row)
+    n_seeds = max(len(g) for g in groups.values())
+    lines = [
+        f"| network | protocol | test faces | test figures{' (mean [per seed])' if n_seeds > 1 else ''} | "
+        "stopped after | training time | originally reported |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = {"mae": "MAE", "rmse": "RMSE", "mse": "MSE", "cs5": "CS@5", "accuracy": "accuracy",
+             "macro_f1": "macro-F1", "others_recall": '"others" recall'}  # fmt: skip
+    for (recipe, protocol), group in groups.items():
         figures = []
         for metric in headline(group[0]):
             values = [headline(r)[metric] for r in group]
-            pct = metric not in ("mae", "rmse", "mse")
-            fmt = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.2f}")
-            per_seed = ", ".join(fmt(v) for v in values)
-            figures.append(f"{metric} {fmt(statistics.mean(values))} [{per_seed}]")
-        epochs = ", ".join(str(r["epochs_run"]) for r in group)
+            pct = metric in ("cs5", "accuracy", "others_recall")
+
+            def fmt(v: float, pct: bool = pct, metric: str = metric) -> str:
+                return f"{100 * v:.1f}%" if pct else f"{v:.3f}" if metric == "macro_f1" else f"{v:.2f}"
+
+            text = f"{names[metric]} {fmt(statistics.mean(values))}"
+            if len(values) > 1:
+                text += " [" + ", ".join(fmt(v) for v in values) + "]"
+            figures.append(text)
+        epochs = ", ".join(
+            f"{r['epochs_run']} epochs" + (" (percentile rule)" if r["stopped_by"] == "PercentileStop" else "")
+            for r in group
+        )
         minutes = statistics.mean(r["train_seconds"] for r in group) / 60
         reported = REPORTED[recipe] if protocol == "original" else "—"
-        lines.append(f"| {recipe} | {protocol} | {'; '.join(figures)} | {epochs} | {minutes:.1f} min | {reported} |")
+        lines.append(
+            f"| {recipe} | {protocol} | {group[0]['n_test']} | {'; '.join(figures)} | {epochs} | "
+            f"{minutes:.1f} min | {reported} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,32 @@
+"""Copy the Markdown tables in ``benchmarks/results/*.md`` into the README's marked sections.
+
+Usage::
+
+    python benchmarks/update_readme.py
+
+A README section ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` receives
+``benchmarks/results/NAME.md``; sections whose results file does not exist are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for name in re.findall(r"<!-- results:(\w+) -->", text):
+        source = ROOT / "benchmarks" / "results" / f"{name}.md"
+        if source.exists():
+            body = source.read_text().strip()
+            pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+            text = pattern.sub(lambda m, b=body, n=name: f"{m[1]}{b}\n\n(`python benchmarks/{n}.py`){m[2]}", text)
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
