@@ -125,7 +125,7 @@ class MultiTaskSettings:
     """Every knob of the multitask recipe; the defaults are the shipped model's recipe."""
 
     image_size: int = 112
-    epochs: int = 24
+    epochs: int = 18
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
