@@ -1,0 +1,93 @@
+"""Cheap ablations of a trained multitask run, on the validation part only.
+
+* flip test-time augmentation on/off (same weights);
+* what the course project's percentile stopping rule (threshold 11) would have done: the epoch
+  where it fires and the validation figures there, against the full schedule's last epoch
+  (the engine logs the percentile statistic for every age model).
+
+Usage::
+
+    python benchmarks/multitask_ablations.py runs/multitask_v1
+
+Writes ``benchmarks/results/multitask_ablations.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from faceattrs.data.cache import load_faces
+from faceattrs.evaluation.metrics import evaluate_predictions
+from faceattrs.training.checkpoint import load_weights
+from faceattrs.training.engine import predict
+from faceattrs.training.protocols import project_protocol
+from faceattrs.training.recipes import build_recipe
+
+DATA = Path("../shared/datasets/utkface/UTKFace")
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    config = json.loads((args.run / "config.json").read_text())
+    recipe = build_recipe("multitask", **{**config["settings"], "pretrained": False})
+    model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
+    val = project_protocol(load_faces(DATA, recipe.input_size, progress=False))["val"]
+    rows = {}
+    for tta in (False, True):
+        m = evaluate_predictions(predict(model, recipe, val, tta_flip=tta), val.age, val.gender, val.race)
+        rows[f"flip TTA {'on' if tta else 'off'}"] = {
+            "age_mae": m["age"]["mae"],
+            "age_cs5": m["age"]["cs5"],
+            "ethnicity_accuracy": m["ethnicity"]["accuracy"],
+            "ethnicity_macro_f1": m["ethnicity"]["macro_f1"],
+            "gender_accuracy": m["gender"]["accuracy"],
+        }
+    history = json.loads((args.run / "history.json").read_text())
+    fired = next((row for row in history if row["val_percentile_distance"] <= 11.0), None)
+    last = history[-1]
+    percentile = {
+        "fires_at_epoch": fired["epoch"] if fired else None,
+        "of_epochs": len(history),
+        "val_mae_there": fired["val_mae"] if fired else None,
+        "val_accuracy_there": fired["val_accuracy"] if fired else None,
+        "val_gender_accuracy_there": fired["val_gender_accuracy"] if fired else None,
+        "val_mae_last": last["val_mae"],
+        "val_accuracy_last": last["val_accuracy"],
+        "val_gender_accuracy_last": last["val_gender_accuracy"],
+        "distance_per_epoch": [round(row["val_percentile_distance"], 2) for row in history],
+    }
+    RESULTS.mkdir(exist_ok=True)
+    result = {"run": str(args.run), "validation_faces": len(val), "tta": rows, "percentile_rule": percentile}
+    (RESULTS / "multitask_ablations.json").write_text(json.dumps(result, indent=1))
+    lines = ["| validation, same weights | age MAE | CS@5 | ethnicity acc. | macro-F1 | gender acc. |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r['age_mae']:.3f} | {100 * r['age_cs5']:.1f}% | {100 * r['ethnicity_accuracy']:.2f}% | "
+            f"{r['ethnicity_macro_f1']:.3f} | {100 * r['gender_accuracy']:.2f}% |"
+        )
+    p = percentile
+    if fired:
+        lines.append(
+            f"\nThe percentile rule (≤ 11) would have stopped this run after epoch {p['fires_at_epoch']} of "
+            f"{p['of_epochs']}: validation age MAE {p['val_mae_there']:.2f} there against {p['val_mae_last']:.2f} "
+            f"after the full schedule (ethnicity {100 * p['val_accuracy_there']:.1f}% against "
+            f"{100 * p['val_accuracy_last']:.1f}%). Statistic per epoch: {p['distance_per_epoch']}."
+        )
+    else:
+        lines.append("\nThe percentile rule (≤ 11) never fired in this run.")
+    md = "\n".join(lines) + "\n"
+    (RESULTS / "multitask_ablations.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
