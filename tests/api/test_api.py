@@ -5,9 +5,9 @@ import tempfile
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import IMAGES
 
 from faceattrs.api.server import ApiSettings, InferencePool, create_app
+from tests.conftest import IMAGES
 
 
 @pytest.fixture(scope="module")

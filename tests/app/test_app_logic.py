@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
 from tests.conftest import IMAGES
 
 MAIN = str(Path(__file__).resolve().parents[2] / "src" / "faceattrs" / "app" / "main.py")

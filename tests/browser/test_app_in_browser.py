@@ -8,16 +8,12 @@ is missing; ``.ci/run`` installs both.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.servers import running
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -26,38 +22,14 @@ SAMPLE = ROOT / "src" / "faceattrs" / "assets" / "sample_photo.jpg"
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(model_dir, tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium not installed (apt-get install chromium): browser test skipped")
     pytest.importorskip("playwright.sync_api", reason="playwright not installed: browser test skipped")
-    port = _free_port()
-    env = {**os.environ, "FACEATTRS_MODEL_DIR": str(model_dir)}
     log = tmp_path_factory.mktemp("app") / "app.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "faceattrs.cli", "app", "--port", str(port)], env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the app did not start:\n" + log.read_text())
+    with running("app", "/_stcore/health", model_dir, log) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from tests.conftest import IMAGES
 
 from faceattrs import Analyzer, ImageError
 from faceattrs.inference.annotate import annotate
 from faceattrs.inference.decode import load_image
+from tests.conftest import IMAGES
 
 EXPECTED = {
     "astronaut.jpg": ("ok", 1),

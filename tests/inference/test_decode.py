@@ -3,9 +3,9 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from tests.conftest import IMAGES
 
 from faceattrs.inference.decode import ImageError, decode_image, load_image
+from tests.conftest import IMAGES
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from tests.conftest import IMAGES
 
 from faceattrs.inference.align import AlignmentTemplate, align_face, face_scale, similarity_transform
 from faceattrs.inference.decode import load_image
 from faceattrs.inference.detector import RetinaFaceDetector
+from tests.conftest import IMAGES
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import json
 import shutil
 
 import pytest
-from tests.conftest import IMAGES
 
 from faceattrs.cli import main
 from faceattrs.inference.records import COLUMNS
+from tests.conftest import IMAGES
 
 HEADER = (
     "path,face,status,x,y,w,h,det_score,age,age_low,age_high,gender,gender_prob,ethnicity,ethnicity_prob,"

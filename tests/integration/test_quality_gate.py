@@ -3,13 +3,13 @@ reach the figures its metadata claims (minus a small tolerance for numerical dif
 onnxruntime builds). Skipped, with the reason, when UTKFace or the shipped model is absent."""
 
 import pytest
-from tests.conftest import SHIPPED
 
 from faceattrs.data.cache import load_faces
 from faceattrs.evaluation.metrics import evaluate_predictions
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.training.export import onnx_predictions
 from faceattrs.training.protocols import project_protocol
+from tests.conftest import SHIPPED
 
 pytestmark = pytest.mark.integration
 

@@ -88,6 +88,16 @@ ERRORS = {
 }
 
 
+def _request_body(field: str, many: bool) -> dict[str, Any]:
+    """OpenAPI request body: image file(s) in a multipart field (one image may also be the raw body)."""
+    binary = {"type": "string", "format": "binary"}
+    multipart = {"type": "object", "properties": {field: {"type": "array", "items": binary} if many else binary}}
+    content: dict[str, Any] = {"multipart/form-data": {"schema": multipart | {"required": [field]}}}
+    if not many:
+        content |= {"application/octet-stream": {"schema": binary}, "image/*": {"schema": binary}}
+    return {"requestBody": {"content": content, "required": True}}
+
+
 class InferencePool:
     """A fixed number of inference threads and a bounded queue in front of them."""
 
@@ -203,22 +213,7 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
         response_model=AnalyzeResponse,
         responses=ERRORS,
         summary="Analyse every face in one image",
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                            "required": ["file"],
-                        }
-                    },
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                    "image/*": {"schema": {"type": "string", "format": "binary"}},
-                },
-                "required": True,
-            }
-        },
+        openapi_extra=_request_body("file", many=False),
     )
     async def analyze(
         request: Request,
@@ -244,20 +239,7 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
         response_model=BatchResponse,
         responses=ERRORS,
         summary="Analyse several images; results in order, each with its own status",
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                            "required": ["files"],
-                        }
-                    }
-                },
-                "required": True,
-            }
-        },
+        openapi_extra=_request_body("files", many=True),
     )
     async def analyze_batch(
         request: Request,
