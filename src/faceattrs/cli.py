@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -248,8 +249,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
-    import subprocess
-
     from faceattrs.app.messages import MAX_UPLOAD_MB
 
     main_py = Path(__file__).parent / "app" / "main.py"
@@ -264,7 +263,9 @@ def _cmd_app(args: argparse.Namespace) -> int:
         "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     print(f"faceattrs app on http://{args.host}:{args.port} (Ctrl+C stops it)", file=sys.stderr)
-    return subprocess.call(command)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)  # become the server, so stopping this process stops the app
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
