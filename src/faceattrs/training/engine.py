@@ -173,7 +173,6 @@ def train(
         if scheduler is not None:
             scheduler.load_state_dict({"lr_lambdas": [None] * len(optimizer.param_groups), **state["scheduler"]})
 
-    epoch = start_epoch - 1
     for epoch in range(start_epoch, epochs):
         if stopped_by:
             break
