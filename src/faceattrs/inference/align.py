@@ -9,7 +9,7 @@ so a face from a photo is cropped the way the training faces were.
 
 >>> src = np.array([[0, 0], [1, 0], [0, 1]], float)
 >>> m = similarity_transform(src * 2 + 5, src)  # maps the scaled copy back onto src
->>> np.round(m, 6).tolist()
+>>> (np.round(m, 6) + 0.0).tolist()  # + 0.0 turns -0.0 into 0.0
 [[0.5, 0.0, -2.5], [0.0, 0.5, -2.5]]
 """
 

@@ -7,9 +7,7 @@ them become upright RGB; anything else raises :class:`ImageError` with a
 stable ``code`` that front ends map to a message. The pixel count is checked
 from the header *before* decoding, so a decompression bomb costs nothing.
 
->>> import contextlib
-import io
-import re
+>>> import io
 >>> from PIL import Image
 >>> buffer = io.BytesIO(); Image.new("L", (4, 3)).save(buffer, "PNG")
 >>> decode_image(buffer.getvalue()).size
