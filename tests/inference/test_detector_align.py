@@ -65,3 +65,11 @@ def test_align_face_maps_landmarks_onto_the_template():
     assert crop.shape == (200, 200, 3)
     for x, y in t.points.round().astype(int):
         assert crop[y, x].mean() > 100  # each marked landmark lands on its template point
+
+
+def test_crop_past_the_photo_edge_repeats_edge_pixels_not_black():
+    t = AlignmentTemplate.load()
+    image = np.full((120, 120, 3), 90, np.uint8)
+    landmarks = t.points * 0.5 - [20, 20]  # a face hanging off the top-left corner
+    crop = align_face(image, landmarks, t)
+    assert crop.shape == (200, 200, 3) and crop.min() == 90 and crop.max() == 90
