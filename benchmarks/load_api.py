@@ -7,7 +7,7 @@ requests/s, p50/p95/p99 latency, errors and the server's RSS before and after.
 
 Usage::
 
-    python benchmarks/load_api.py [--clients 8] [--requests 2000] [--max-seconds 240] [--workers 1]
+    python benchmarks/load_api.py [--clients 8] [--requests 2000] [--max-seconds 240] [--workers 2]
 
 Writes ``benchmarks/results/load_api.json`` and ``.md``. Traffic goes to 127.0.0.1 only.
 """
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=240)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     port = free_port()
     server = subprocess.Popen(

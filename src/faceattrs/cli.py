@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the HTTP API and its HTML upload page")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, help="inference threads (default 1; env FACEATTRS_API_WORKERS)")
+    serve.add_argument("--workers", type=int, help="inference threads (default 2; env FACEATTRS_API_WORKERS)")
     serve.add_argument("--no-access-log", action="store_true")
     serve.set_defaults(func=_cmd_serve)
 

@@ -54,7 +54,7 @@ class ApiSettings:
     max_pixels: int = 50_000_000
     max_batch_images: int = 16
     timeout_s: float = 30.0
-    workers: int = 1
+    workers: int = 2
     queue_size: int = 8
     max_faces: int = 50
 

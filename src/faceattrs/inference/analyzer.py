@@ -93,7 +93,8 @@ class Analyzer:
 
     Parameters: ``model_dir`` (default: the model shipped in the package),
     ``max_pixels`` (decoded-size cap), ``max_faces`` (per image, largest
-    first), ``threads`` (onnxruntime threads per session).
+    first), ``threads`` (onnxruntime threads of the attribute model, which runs batches; the
+    detector runs one image at a time on one thread, which measured faster here).
     """
 
     def __init__(
@@ -107,7 +108,7 @@ class Analyzer:
         keep_crops: bool = False,
     ) -> None:
         self.model = AttributeModel(model_dir, threads=threads)
-        self.detector = RetinaFaceDetector(threads=threads)
+        self.detector = RetinaFaceDetector()
         self.template = AlignmentTemplate.load()
         self.max_pixels = max_pixels
         self.max_faces = max_faces
