@@ -205,8 +205,10 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
         log.error("internal error: %s", type(exc).__name__)  # never the request content
         return _error(500, "internal_error", "the server failed to process the request")
 
-    def analyze_all(images: list[tuple[str | None, bytes]], aligned: bool) -> list[ImageResult]:
-        return list(analyzer.analyze_many([data for _, data in images], aligned=aligned))
+    def analyze_all(
+        images: list[tuple[str | None, bytes]], aligned: bool, keep_images: bool = False
+    ) -> list[ImageResult]:
+        return list(analyzer.analyze_many([data for _, data in images], aligned=aligned, keep_images=keep_images))
 
     @app.post(
         "/v1/analyze",
@@ -278,7 +280,7 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
     async def home_upload(request: Request) -> HTMLResponse:
         try:
             images = await images_from_request(request, settings, "file")
-            (result,) = await pool.run(analyze_all, images[:1], False, timeout=settings.timeout_s)
+            (result,) = await pool.run(analyze_all, images[:1], False, True, timeout=settings.timeout_s)
             if result.status == "error":
                 raise ApiError(400, result.error_code or "bad_image", result.error or "not a usable image")
         except ApiError as exc:
@@ -286,10 +288,9 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
         annotated = None
         if result.faces:
             from faceattrs.inference.annotate import annotate
-            from faceattrs.inference.decode import load_image
 
             buffer = io.BytesIO()
-            annotate(load_image(images[0][1], settings.max_pixels), result.faces).save(buffer, format="JPEG")
+            annotate(result.image, result.faces).save(buffer, format="JPEG")  # the decoded image, not decoded again
             annotated = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
         return HTMLResponse(page.render(settings=settings, meta=meta, result=result, annotated=annotated))
 

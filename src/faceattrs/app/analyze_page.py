@@ -82,7 +82,7 @@ def _face_card(face: Face) -> None:
             )
 
 
-def _show(name: str, data: bytes, result: ImageResult) -> None:
+def _show(name: str, result: ImageResult) -> None:
     st.subheader(name)
     if result.status == "error":
         st.error(friendly(result.error_code, result.error, name), icon=":material/block:")
@@ -119,6 +119,6 @@ def render() -> None:
     analyzer = get_analyzer()
     with st.spinner("Finding faces…"):
         results = [analyzer.analyze_image(data, keep_image=True) for _, data in inputs]
-    for (name, data), result in zip(inputs, results, strict=True):
-        _show(name, data, result)
+    for (name, _), result in zip(inputs, results, strict=True):
+        _show(name, result)
         st.divider()

@@ -63,9 +63,12 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, template: AlignmentTemp
     painted black: UTKFace's crops have real surroundings there, and black corners measurably
     hurt the model (``benchmarks/alignment_check.py``).
     """
-    matrix = similarity_transform(landmarks, template.points)
+    return warp_to_template(image, similarity_transform(landmarks, template.points), template.size)
+
+
+def warp_to_template(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Resample ``image`` through the 2x3 photo -> crop ``matrix`` into a ``size`` square crop."""
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # crop pixel -> photo pixel
-    size = template.size
     corners = inverse @ np.array([[0, size, 0, size], [0, 0, size, size], [1, 1, 1, 1]], np.float64)
     x0, y0 = np.floor(corners.min(1)).astype(int) - 2
     x1, y1 = np.ceil(corners.max(1)).astype(int) + 2

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from faceattrs.inference.align import AlignmentTemplate, align_face, face_scale, similarity_transform
+from faceattrs.inference.align import AlignmentTemplate, face_scale, similarity_transform, warp_to_template
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.inference.decode import DEFAULT_MAX_PIXELS, ImageError, load_image
 from faceattrs.inference.detector import RetinaFaceDetector
@@ -110,6 +110,7 @@ class Analyzer:
         self.model = AttributeModel(model_dir, threads=threads)
         self.detector = RetinaFaceDetector()
         self.template = AlignmentTemplate.load()
+        self._template_eye_distance = float(np.linalg.norm(self.template.points[1] - self.template.points[0]))
         self.max_pixels = max_pixels
         self.max_faces = max_faces
         self.quality = quality
@@ -170,16 +171,14 @@ class Analyzer:
         # keep the most confident faces, then number them left to right as people read a photo
         kept = sorted(detections[: self.max_faces], key=lambda d: (d.box[0], d.box[1]))
         for det in kept:
-            crop = align_face(image, det.landmarks, self.template)
             matrix = similarity_transform(det.landmarks, self.template.points)
-            template_eyes = np.linalg.norm(self.template.points[1] - self.template.points[0])
             found.append(
                 {
                     "box": det.box,
                     "score": det.score,
                     "landmarks": det.landmarks,
-                    "crop": crop,
-                    "eye_distance": template_eyes / face_scale(matrix),
+                    "crop": warp_to_template(image, matrix, self.template.size),
+                    "eye_distance": self._template_eye_distance / face_scale(matrix),
                 }
             )
         if not found:
@@ -188,7 +187,7 @@ class Analyzer:
 
     def _finish(self, pending: list[tuple[ImageResult, list[dict[str, Any]]]]) -> Iterator[ImageResult]:
         crops = [f["crop"] for _, found in pending for f in found]
-        preds = self.model.predict(np.stack(crops)) if crops else None
+        preds = self.model.predict(crops) if crops else None  # a list: aligned inputs may differ in size
         i = 0
         for result, found in pending:
             for index, f in enumerate(found):

@@ -104,7 +104,7 @@ class AttributeModel:
         return dict(zip(names, self.session.run(names, {"images": batch}), strict=True))
 
     def predict(self, crops: np.ndarray | list, batch_size: int = 32) -> AttributePredictions:
-        """Calibrated predictions for aligned face crops (uint8 RGB, N x H x W x 3)."""
+        """Calibrated predictions for aligned face crops (uint8 RGB H x W x 3; an array or a list)."""
         parts = []
         for start in range(0, len(crops), batch_size):
             parts.append(self.raw(self.prepare(crops[start : start + batch_size])))
