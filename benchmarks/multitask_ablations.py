@@ -1,13 +1,15 @@
 """Cheap ablations of a trained multitask run, on the validation part only.
 
 * flip test-time augmentation on/off (same weights);
+* the weight average (EMA) against the last step's raw weights of the same run, when the run kept one;
+* other runs given with ``--compare`` (e.g. an earlier recipe at another resolution), on the same faces;
 * what the course project's percentile stopping rule (threshold 11) would have done: the epoch
   where it fires and the validation figures there, against the full schedule's last epoch
   (the engine logs the percentile statistic for every age model).
 
 Usage::
 
-    python benchmarks/multitask_ablations.py runs/multitask_v1
+    python benchmarks/multitask_ablations.py runs/multitask_v2 [--compare runs/multitask_v1]
 
 Writes ``benchmarks/results/multitask_ablations.json`` and ``.md``.
 """
@@ -31,9 +33,21 @@ DATA = Path("../shared/datasets/utkface/UTKFace")
 RESULTS = Path(__file__).parent / "results"
 
 
+def scores(preds, faces) -> dict[str, float]:
+    m = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
+    return {
+        "age_mae": m["age"]["mae"],
+        "age_cs5": m["age"]["cs5"],
+        "ethnicity_accuracy": m["ethnicity"]["accuracy"],
+        "ethnicity_macro_f1": m["ethnicity"]["macro_f1"],
+        "gender_accuracy": m["gender"]["accuracy"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
+    parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other runs to score beside it")
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = json.loads((args.run / "config.json").read_text())
@@ -42,14 +56,21 @@ def main() -> None:
     val = project_protocol(load_faces(DATA, recipe.input_size, progress=False))["val"]
     rows = {}
     for tta in (False, True):
-        m = evaluate_predictions(predict(model, recipe, val, tta_flip=tta), val.age, val.gender, val.race)
-        rows[f"flip TTA {'on' if tta else 'off'}"] = {
-            "age_mae": m["age"]["mae"],
-            "age_cs5": m["age"]["cs5"],
-            "ethnicity_accuracy": m["ethnicity"]["accuracy"],
-            "ethnicity_macro_f1": m["ethnicity"]["macro_f1"],
-            "gender_accuracy": m["gender"]["accuracy"],
-        }
+        rows[f"flip TTA {'on' if tta else 'off'}"] = scores(predict(model, recipe, val, tta_flip=tta), val)
+    if (args.run / "checkpoint" / "ema.safetensors").exists():
+        raw = load_weights(recipe.build_model(), args.run / "checkpoint" / "last.safetensors").eval()
+        rows["last step's weights instead of the EMA, flip TTA on"] = scores(predict(raw, recipe, val), val)
+    for other in args.compare:
+        other_config = json.loads((other / "config.json").read_text())
+        settings = other_config["settings"]
+        other_recipe = build_recipe("multitask", **{**settings, "pretrained": False})
+        other_model = load_weights(other_recipe.build_model(), other / "model.safetensors").eval()
+        other_val = project_protocol(load_faces(DATA, other_recipe.input_size, progress=False))["val"]
+        name = (
+            f"run {other.name}: {settings['image_size']} px, {other_config['epochs_run']} epochs, "
+            f"{'EMA' if settings.get('ema_decay') else 'no EMA'}, flip TTA on"
+        )
+        rows[name] = scores(predict(other_model, other_recipe, other_val), other_val)
     history = json.loads((args.run / "history.json").read_text())
     fired = next((row for row in history if row["val_percentile_distance"] <= 11.0), None)
     last = history[-1]
@@ -65,9 +86,10 @@ def main() -> None:
         "distance_per_epoch": [round(row["val_percentile_distance"], 2) for row in history],
     }
     RESULTS.mkdir(exist_ok=True)
-    result = {"run": str(args.run), "validation_faces": len(val), "tta": rows, "percentile_rule": percentile}
+    result = {"run": str(args.run), "validation_faces": len(val), "rows": rows, "percentile_rule": percentile}
     (RESULTS / "multitask_ablations.json").write_text(json.dumps(result, indent=1))
-    lines = ["| validation, same weights | age MAE | CS@5 | ethnicity acc. | macro-F1 | gender acc. |",
+    head = f"| validation ({len(val)} faces), run {args.run.name} unless named |"
+    lines = [head + " age MAE | CS@5 | ethnicity acc. | macro-F1 | gender acc. |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in rows.items():
         lines.append(

@@ -276,7 +276,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = ApiSettings.from_env(workers=args.workers)
     app = create_app(settings)
     print(f"faceattrs API on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=not args.no_access_log)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=not args.no_access_log,
+        loop=args.loop,
+        http=args.http,
+    )
     return 0
 
 
@@ -353,6 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, help="inference threads (default 2; env FACEATTRS_API_WORKERS)")
     serve.add_argument("--no-access-log", action="store_true")
+    serve.add_argument(
+        "--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="event loop (auto: uvloop if installed)"
+    )
+    serve.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="HTTP parser (auto: httptools if installed)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     export = sub.add_parser("export", parents=[common], help="calibrate, export to ONNX and score a multitask run")

@@ -84,3 +84,19 @@ def test_multitask_recipe_two_epoch_smoke_run(face_folder, tmp_path):
     assert preds.age_logits.shape == (64, 117)
     resumed = train(recipe, faces, faces, tmp_path / "run", epochs=3, resume=True, progress=False)
     assert resumed.epochs_run == 3
+
+
+def test_ema_weights_are_shipped_and_resume_exactly(faces, tmp_path):
+    from dataclasses import replace
+
+    recipe = replace(build_recipe("seed-age"), ema_decay=0.9)
+    full = train(recipe, faces, faces, tmp_path / "full", epochs=3, stopping_rules=[], progress=False)
+    assert {"val_mae", "raw_val_mae"} <= set(full.history[-1])
+    raw = load_weights(recipe.build_model(), tmp_path / "full" / "checkpoint" / "last.safetensors")
+    shipped = load_weights(recipe.build_model(), tmp_path / "full" / "model.safetensors")
+    # the shipped weights are the average, not the last step's
+    assert not torch.equal(raw.state_dict()["regressor.9.weight"], shipped.state_dict()["regressor.9.weight"])
+    train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], progress=False)
+    resumed = train(recipe, faces, faces, tmp_path / "part", epochs=3, stopping_rules=[], resume=True, progress=False)
+    for (k, v), (_, w) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(v, w, msg=k)

@@ -4,13 +4,17 @@ Per epoch: shuffled mini-batches (seeded), a tqdm bar, validation metrics,
 a row in ``history.csv``/``history.json``, a resumable checkpoint, then the
 recipe's stopping rules. Weights are saved as safetensors.
 
+With a recipe's ``ema_decay`` the engine keeps an exponential moving average
+of the weights: validation, stopping rules and ``model.safetensors`` use the
+average, and the raw weights' metrics are logged beside it as ``raw_val_*``.
+
 Run folder layout::
 
     run/
       config.json        recipe, protocol, seed, epochs run, why it stopped, time
       model.safetensors  the final weights (best epoch when a rule restores it)
       history.csv/json   one row per epoch
-      checkpoint/        last.safetensors, optimizer.safetensors, best.safetensors, state.json
+      checkpoint/        last.safetensors, ema.safetensors, optimizer.safetensors, best.safetensors, state.json
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from faceattrs.data.cache import FaceArrays
@@ -155,6 +160,11 @@ def train(
     seed_everything(seed)
     model = recipe.build_model()
     optimizer = recipe.optimizer(model)
+    ema = None
+    if recipe.ema_decay:
+        # BatchNorm statistics are averaged too (use_buffers), so the average is usable as it is.
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    shipped = model if ema is None else ema.module
     n = len(train_faces)
     steps_per_epoch = math.ceil(n / recipe.batch_size)
     scheduler = recipe.make_scheduler(optimizer, steps_per_epoch * epochs) if recipe.make_scheduler else None
@@ -165,6 +175,8 @@ def train(
         state = json.loads((ckpt / "state.json").read_text())
         load_weights(model, ckpt / "last.safetensors")
         load_optimizer(optimizer, ckpt / "optimizer.safetensors")
+        if ema is not None:
+            load_weights(ema, ckpt / "ema.safetensors")
         for rule, rule_state in zip(rules, state["rules"], strict=True):
             rule.load_state_dict(rule_state)
         history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["seconds"]
@@ -197,26 +209,33 @@ def train(
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += loss.item() * len(index)
             seen += len(index)
             bar.set_postfix(loss=f"{total / seen:.4g}", refresh=False)
-        preds = predict(model, recipe, val_faces)
+        preds = predict(shipped, recipe, val_faces)
         metrics = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
         metrics |= validation_metrics(preds, val_faces)
+        if ema is not None:
+            raw = validation_metrics(predict(model, recipe, val_faces), val_faces)
+            metrics |= {f"raw_{k}": v for k, v in raw.items()}
         stop = False
         for rule in rules:
             if rule.should_stop(epoch, metrics, preds.age, val_faces.age.astype(float)):
                 stop, stopped_by = True, type(rule).__name__
             if rule.restores_best and rule.is_best():
-                save_weights(model, ckpt / "best.safetensors")
+                save_weights(shipped, ckpt / "best.safetensors")
         elapsed += time.perf_counter() - t0
         metrics["seconds"] = elapsed
         history.append(metrics)
-        shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("val_", "percentile"))}
+        shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("val_", "raw_val_"))}
         tqdm.write(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4g} {shown}")
 
         save_weights(model, ckpt / "last.safetensors")
         save_optimizer(optimizer, ckpt / "optimizer.safetensors")
+        if ema is not None:
+            save_weights(ema, ckpt / "ema.safetensors")
         state = {
             "epoch": epoch,
             "history": history,
@@ -234,9 +253,9 @@ def train(
     best_epoch = None
     for rule in rules:
         if rule.restores_best and (ckpt / "best.safetensors").exists():
-            load_weights(model, ckpt / "best.safetensors")
+            load_weights(shipped, ckpt / "best.safetensors")
             best_epoch = (rule.best_epoch or 0) + 1
-    save_weights(model, run_dir / "model.safetensors")
+    save_weights(shipped, run_dir / "model.safetensors")
     config = {
         "recipe": recipe.name,
         "settings": recipe.settings,
@@ -252,7 +271,7 @@ def train(
     }
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     _write_history(run_dir, history)
-    return TrainResult(model, history, len(history), stopped_by, elapsed, config)
+    return TrainResult(shipped, history, len(history), stopped_by, elapsed, config)
 
 
 def _scheduler_state(scheduler) -> dict[str, Any] | None:

@@ -61,6 +61,8 @@ class Recipe:
     tta_flip: bool = False
     #: the metric the patience rule watches by default
     monitor: str = "val_mae"
+    #: keep an exponential moving average of the weights (per optimizer step) and ship it
+    ema_decay: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_input(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
@@ -124,8 +126,8 @@ def seed_age() -> Recipe:
 class MultiTaskSettings:
     """Every knob of the multitask recipe; the defaults are the shipped model's recipe."""
 
-    image_size: int = 112
-    epochs: int = 18
+    image_size: int = 128
+    epochs: int = 16
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -137,6 +139,7 @@ class MultiTaskSettings:
     tta_flip: bool = True
     channels_last: bool = True
     dropout: float = 0.2
+    ema_decay: float | None = 0.998  # about 1.3 epochs of 270 steps
     percentile_stop: float | None = None  # the original rule, off by default
     pretrained: bool = True  # ImageNet weights (tests switch them off)
 
@@ -209,6 +212,7 @@ def multitask(**overrides: Any) -> Recipe:
         make_scheduler=lambda opt, steps: warmup_cosine(opt, steps, s.warmup_fraction),
         tta_flip=s.tta_flip,
         monitor="val_mae",
+        ema_decay=s.ema_decay,
         settings=asdict(s),
     )
 
