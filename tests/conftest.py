@@ -54,8 +54,8 @@ def model_dir(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("random_model")
     make_face_folder(root / "UTKFace", n=20)
-    faces = load_faces(root / "UTKFace", 112, cache_dir=root / "cache", progress=False)
     recipe = build_recipe("multitask", pretrained=False)
+    faces = load_faces(root / "UTKFace", recipe.input_size, cache_dir=root / "cache", progress=False)
     split = root / "split.csv"
     split.write_text("file,sha256,part\n")
     parts = {"train": faces, "val": faces, "test": faces}

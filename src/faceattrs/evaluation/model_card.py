@@ -56,7 +56,9 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"{metadata['input']['model_size']} RGB, resized from the aligned crop.",
         "- Heads: age as a softmax over 0..116 years (prediction = expected value), ethnicity (5), gender (2).",
         f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs, age loss `{settings.get('age_loss')}`, "
-        f"augmentation {'on' if settings.get('augment') else 'off'}, flip test-time augmentation "
+        f"augmentation {'on' if settings.get('augment') else 'off'}, "
+        f"{'an exponential moving average of the weights, ' if settings.get('ema_decay') else ''}"
+        f"flip test-time augmentation "
         f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "
         f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
         "",
