@@ -1,7 +1,7 @@
 """Load test of the HTTP API on loopback: latency, throughput, errors and memory.
 
-For each server setup (event loop / HTTP parser / niceness of the inference
-threads), one after the other in the same run: starts ``faceattrs serve`` on 127.0.0.1, measures the single-request
+For each server stack (event loop / HTTP parser), one after the other in the
+same run: starts ``faceattrs serve`` on 127.0.0.1, measures the single-request
 latency (one client, sequential), then drives it with N concurrent clients
 until a request count or a time limit is reached (both bounded), and reports
 requests/s, p50/p95/p99 latency, errors, the server's RSS before and after,
@@ -11,7 +11,7 @@ server).
 Usage::
 
     python benchmarks/load_api.py [--clients 8] [--requests 2000] [--max-seconds 240] [--workers 2]
-        [--stacks uvloop/httptools/0 asyncio/h11/0]
+        [--stacks uvloop/httptools asyncio/h11]
 
 Writes ``benchmarks/results/load_api.json`` and ``.md``. Traffic goes to 127.0.0.1 only.
 """
@@ -72,9 +72,9 @@ async def drive(url: str, clients: int, total: int, max_seconds: float, data: by
 
 
 def measure(args: argparse.Namespace, stack: str) -> dict:
-    loop, http, nice = stack.split("/")
+    loop, http = stack.split("/")
     port = free_port()
-    env = {**os.environ, "FACEATTRS_API_QUEUE_SIZE": "16", "FACEATTRS_API_WORKER_NICE": nice}
+    env = {**os.environ, "FACEATTRS_API_QUEUE_SIZE": "16"}
     server = subprocess.Popen(
         [sys.executable, "-m", "faceattrs.cli", "serve", "--port", str(port), "--workers", str(args.workers),
          "--no-access-log", "--loop", loop, "--http", http],
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=240)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--stacks", nargs="+", default=["uvloop/httptools/0", "asyncio/h11/0"], help="loop/http/nice")
+    parser.add_argument("--stacks", nargs="+", default=["uvloop/httptools", "asyncio/h11"], help="loop/http pairs")
     args = parser.parse_args()
     runs = [measure(args, stack) for stack in args.stacks]
     result = {
@@ -139,7 +139,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "load_api.json").write_text(json.dumps(result, indent=1))
     md = (
-        "| server (loop / HTTP / worker niceness) | requests | req/s | p50 ms | p95 ms | p99 ms | single-request ms | "
+        "| server (event loop / HTTP parser) | requests | req/s | p50 ms | p95 ms | p99 ms | single-request ms | "
         "p95 / single | errors | RSS before → after (MB) | load generator CPU ms/request |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )

@@ -1,9 +1,7 @@
 """Every route and every bad input of the HTTP API, through FastAPI's TestClient."""
 
 import asyncio
-import os
 import tempfile
-import threading
 
 import pytest
 from fastapi.testclient import TestClient
@@ -165,14 +163,3 @@ def test_pool_timeout_is_504():
     with pytest.raises(Exception) as exc:
         asyncio.run(pool.run(time.sleep, 0.5, timeout=0.05))
     assert exc.value.status == 504
-
-
-@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are a POSIX feature")
-def test_pool_threads_run_at_the_configured_niceness():
-    def own_niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    pool = InferencePool(workers=1, queue_size=0, nice=3)
-    assert asyncio.run(pool.run(own_niceness, timeout=5)) == min(base + 3, 19)
-    assert own_niceness() == base  # the calling (event loop) thread keeps its priority

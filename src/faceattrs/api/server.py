@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import logging
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -59,9 +57,6 @@ class ApiSettings:
     workers: int = 2
     queue_size: int = 8
     max_faces: int = 50
-    #: niceness added to the inference threads (Linux), so the event loop that reads requests and
-    #: writes responses is never kept waiting behind them; 0 leaves them as they are
-    worker_nice: int = 0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ApiSettings:
@@ -103,22 +98,11 @@ def _request_body(field: str, many: bool) -> dict[str, Any]:
     return {"requestBody": {"content": content, "required": True}}
 
 
-def _lower_thread_priority(nice: int) -> None:
-    if nice and hasattr(os, "setpriority"):
-        with contextlib.suppress(OSError):  # a platform where threads have no priority of their own
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-
-
 class InferencePool:
     """A fixed number of inference threads and a bounded queue in front of them."""
 
-    def __init__(self, workers: int, queue_size: int, nice: int = 0) -> None:
-        self.executor = ThreadPoolExecutor(
-            max_workers=workers,
-            thread_name_prefix="faceattrs-infer",
-            initializer=_lower_thread_priority,
-            initargs=(nice,),
-        )
+    def __init__(self, workers: int, queue_size: int) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="faceattrs-infer")
         self.capacity = workers + queue_size
         self.admitted = 0
 
@@ -189,7 +173,7 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_request_bytes + 1)
     threads = max(1, (os.cpu_count() or 1) // settings.workers)
     analyzer = analyzer or Analyzer(max_pixels=settings.max_pixels, max_faces=settings.max_faces, threads=threads)
-    pool = InferencePool(settings.workers, settings.queue_size, settings.worker_nice)
+    pool = InferencePool(settings.workers, settings.queue_size)
     meta = analyzer.model.metadata
     model_info = ModelInfo(name=meta["name"], version=str(meta["version"]), sha256=meta["sha256"])
 
