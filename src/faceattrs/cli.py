@@ -153,6 +153,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from faceattrs.training.recipes import build_recipe
 
     config = json.loads((args.run / "config.json").read_text())
+    if args.version:
+        config["version"] = args.version
     if config["recipe"] != "multitask":
         raise UserError("only multitask runs are shipped")
     settings = {**config.get("settings", {}), "pretrained": False}
@@ -376,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", type=Path)
     export.add_argument("--out", type=Path, default=Path("src/faceattrs/assets"))
     export.add_argument("--coverage", type=float, default=0.9, help="target coverage of the age range")
+    export.add_argument("--version", help="model version written to metadata.json (default: the run's, else 1)")
     export.set_defaults(func=_cmd_export)
     return parser
 
