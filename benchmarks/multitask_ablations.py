@@ -44,16 +44,22 @@ def scores(preds, faces) -> dict[str, float]:
     }
 
 
+def load_run(run: Path):
+    """(config, recipe, final weights, validation faces at the recipe's size) of a multitask run."""
+    config = json.loads((run / "config.json").read_text())
+    recipe = build_recipe("multitask", **{**config["settings"], "pretrained": False})
+    model = load_weights(recipe.build_model(), run / "model.safetensors").eval()
+    val = project_protocol(load_faces(DATA, recipe.input_size, progress=False))["val"]
+    return config, recipe, model, val
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other runs to score beside it")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    config = json.loads((args.run / "config.json").read_text())
-    recipe = build_recipe("multitask", **{**config["settings"], "pretrained": False})
-    model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
-    val = project_protocol(load_faces(DATA, recipe.input_size, progress=False))["val"]
+    _, recipe, model, val = load_run(args.run)
     rows = {}
     for tta in (False, True):
         rows[f"flip TTA {'on' if tta else 'off'}"] = scores(predict(model, recipe, val, tta_flip=tta), val)
@@ -61,11 +67,8 @@ def main() -> None:
         raw = load_weights(recipe.build_model(), args.run / "checkpoint" / "last.safetensors").eval()
         rows["last step's weights instead of the EMA, flip TTA on"] = scores(predict(raw, recipe, val), val)
     for other in args.compare:
-        other_config = json.loads((other / "config.json").read_text())
+        other_config, other_recipe, other_model, other_val = load_run(other)
         settings = other_config["settings"]
-        other_recipe = build_recipe("multitask", **{**settings, "pretrained": False})
-        other_model = load_weights(other_recipe.build_model(), other / "model.safetensors").eval()
-        other_val = project_protocol(load_faces(DATA, other_recipe.input_size, progress=False))["val"]
         name = (
             f"run {other.name}: {settings['image_size']} px, {other_config['epochs_run']} epochs, "
             f"{'EMA' if settings.get('ema_decay') else 'no EMA'}, flip TTA on"

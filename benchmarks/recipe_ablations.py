@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from faceattrs.data.cache import load_faces
-from faceattrs.evaluation.metrics import evaluate_predictions
 from faceattrs.training.engine import predict, train
 from faceattrs.training.protocols import project_protocol
 from faceattrs.training.recipes import build_recipe
+from multitask_ablations import scores  # the sibling script: the same validation figures
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
 RESULTS = Path(__file__).parent / "results"
@@ -59,15 +59,7 @@ def main() -> None:
         recipe = build_recipe("multitask", image_size=args.size, epochs=args.epochs, ema_decay=None, **VARIANTS[name])
         start = time.perf_counter()
         result = train(recipe, train_faces, val, args.runs / f"variant_{i}", stopping_rules=[], progress=False)
-        m = evaluate_predictions(predict(result.model, recipe, val), val.age, val.gender, val.race)
-        rows[name] = {
-            "age_mae": m["age"]["mae"],
-            "age_cs5": m["age"]["cs5"],
-            "ethnicity_accuracy": m["ethnicity"]["accuracy"],
-            "ethnicity_macro_f1": m["ethnicity"]["macro_f1"],
-            "gender_accuracy": m["gender"]["accuracy"],
-            "minutes": (time.perf_counter() - start) / 60,
-        }
+        rows[name] = scores(predict(result.model, recipe, val), val) | {"minutes": (time.perf_counter() - start) / 60}
         print(name, {k: round(v, 4) for k, v in rows[name].items()}, flush=True)
     setup = {"image_size": args.size, "epochs": args.epochs, "train_faces": len(train_faces), "val_faces": len(val)}
     RESULTS.mkdir(exist_ok=True)
