@@ -5,13 +5,22 @@ same run: starts ``faceattrs serve`` on 127.0.0.1, measures the single-request
 latency (one client, sequential), then drives it with N concurrent clients
 until a request count or a time limit is reached (both bounded), and reports
 requests/s, p50/p95/p99 latency, errors, the server's RSS before and after,
-and the CPU the load generator itself used (it shares the cores with the
-server).
+and the CPU time per request of the server and of the load generator (they
+share the cores).
+
+Why p95 cannot drop far below ``clients / cores`` times the single-request
+latency here: N clients that each wait for their answer keep N requests in
+the system, so by Little's law the mean latency is N / throughput, and the
+throughput of CPU-bound work is at most cores / (CPU seconds per request).
+Hence mean latency >= N x CPU-per-request / cores. The report prints that
+floor next to the measured latencies, divided by the single-request latency.
 
 Usage::
 
     python benchmarks/load_api.py [--clients 8] [--requests 2000] [--max-seconds 240] [--workers 2]
-        [--stacks uvloop/httptools asyncio/h11]
+        [--stacks uvloop/httptools asyncio/h11] [--sweep 2 4]
+
+``--sweep`` adds runs of the first stack at other client counts.
 
 Writes ``benchmarks/results/load_api.json`` and ``.md``. Traffic goes to 127.0.0.1 only.
 """
@@ -44,6 +53,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,7 +86,7 @@ async def drive(url: str, clients: int, total: int, max_seconds: float, data: by
     return latencies, statuses, time.perf_counter() - start
 
 
-def measure(args: argparse.Namespace, stack: str) -> dict:
+def measure(args: argparse.Namespace, stack: str, clients: int) -> dict:
     loop, http = stack.split("/")
     port = free_port()
     env = {**os.environ, "FACEATTRS_API_QUEUE_SIZE": "16"}
@@ -92,17 +107,22 @@ def measure(args: argparse.Namespace, stack: str) -> dict:
         single, _, _ = asyncio.run(drive(url, 1, 5, 60, data))  # warm-up
         single, _, _ = asyncio.run(drive(url, 1, 50, 60, data))
         rss_before = rss_mb(server.pid)
-        cpu_before = time.process_time()
-        latencies, statuses, seconds = asyncio.run(drive(url, args.clients, args.requests, args.max_seconds, data))
+        cpu_before, server_cpu_before = time.process_time(), cpu_seconds(server.pid)
+        latencies, statuses, seconds = asyncio.run(drive(url, clients, args.requests, args.max_seconds, data))
         client_cpu = time.process_time() - cpu_before
+        server_cpu = cpu_seconds(server.pid) - server_cpu_before
         rss_after = rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=20)
     lat = np.array(latencies) * 1000
     single_ms = statistics.median(single) * 1000
+    n = max(1, len(latencies))
+    cpu_ms = 1000 * (server_cpu + client_cpu) / n
+    floor_ms = clients * cpu_ms / (os.cpu_count() or 1)  # Little's law with the cores fully busy
     return {
         "stack": stack,
+        "clients": clients,
         "single_request_median_ms": single_ms,
         "requests": len(latencies),
         "seconds": seconds,
@@ -116,7 +136,11 @@ def measure(args: argparse.Namespace, stack: str) -> dict:
         "rss_mb_before": rss_before,
         "rss_mb_after": rss_after,
         "rss_growth_mb": rss_after - rss_before,
-        "client_cpu_ms_per_request": 1000 * client_cpu / max(1, len(latencies)),
+        "client_cpu_ms_per_request": 1000 * client_cpu / n,
+        "server_cpu_ms_per_request": 1000 * server_cpu / n,
+        "mean_ms": float(lat.mean()),
+        "mean_latency_floor_ms": floor_ms,
+        "floor_over_single": floor_ms / single_ms,
     }
 
 
@@ -127,8 +151,10 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=240)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stacks", nargs="+", default=["uvloop/httptools", "asyncio/h11"], help="loop/http pairs")
+    parser.add_argument("--sweep", nargs="*", type=int, default=[], help="more client counts, first stack only")
     args = parser.parse_args()
-    runs = [measure(args, stack) for stack in args.stacks]
+    runs = [measure(args, stack, args.clients) for stack in args.stacks]
+    runs += [measure(args, args.stacks[0], clients) for clients in args.sweep]
     result = {
         "image": f"{IMAGE.name} (512x512, one face)",
         "server_workers": args.workers,
@@ -139,21 +165,26 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "load_api.json").write_text(json.dumps(result, indent=1))
     md = (
-        "| server (event loop / HTTP parser) | requests | req/s | p50 ms | p95 ms | p99 ms | single-request ms | "
-        "p95 / single | errors | RSS before → after (MB) | load generator CPU ms/request |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| server (event loop / HTTP parser) | clients | requests | req/s | p50 ms | p95 ms | p99 ms | "
+        "single-request ms | p95 / single | errors | RSS before → after (MB) | CPU ms/request (server + load "
+        "generator) | mean-latency floor / single |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     for r in runs:
         md += (
-            f"| {r['stack']} | {r['requests']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
-            f"{r['p99_ms']:.0f} | {r['single_request_median_ms']:.1f} | {r['p95_over_single']:.2f}× | {r['errors']} | "
+            f"| {r['stack']} | {r['clients']} | {r['requests']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | "
+            f"{r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['single_request_median_ms']:.1f} | "
+            f"{r['p95_over_single']:.2f}× | {r['errors']} | "
             f"{r['rss_mb_before']:.0f} → {r['rss_mb_after']:.0f} ({r['rss_growth_mb']:+.0f}) | "
-            f"{r['client_cpu_ms_per_request']:.1f} |\n"
+            f"{r['server_cpu_ms_per_request']:.1f} + {r['client_cpu_ms_per_request']:.1f} | "
+            f"{r['floor_over_single']:.2f}× |\n"
         )
     md += (
-        f"\n{result['image']}; {args.clients} concurrent clients; {args.workers} inference worker(s); "
-        f"{os.cpu_count()} CPU cores shared by server and load generator; loopback. "
-        "The first stack is what `faceattrs serve` picks when uvloop and httptools are installed (dependencies).\n"
+        f"\n{result['image']}; {args.workers} inference worker(s); {os.cpu_count()} CPU cores shared by server "
+        "and load generator; loopback. The first stack is what `faceattrs serve` picks when uvloop and httptools "
+        "are installed (dependencies). Floor: by Little's law, clients x CPU per request / cores is the lowest "
+        "mean latency CPU-bound work can reach. "
+        f"Arguments: `{' '.join(sys.argv[1:]) or '(defaults)'}`.\n"
     )
     (RESULTS / "load_api.md").write_text(md)
     print(md)

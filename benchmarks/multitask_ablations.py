@@ -47,10 +47,17 @@ def scores(preds, faces) -> dict[str, float]:
 def load_run(run: Path):
     """(config, recipe, final weights, validation faces at the recipe's size) of a multitask run."""
     config = json.loads((run / "config.json").read_text())
+    config["settings"].setdefault("mixup_alpha", 0.0)  # runs from before mixup existed trained without it
     recipe = build_recipe("multitask", **{**config["settings"], "pretrained": False})
     model = load_weights(recipe.build_model(), run / "model.safetensors").eval()
     val = project_protocol(load_faces(DATA, recipe.input_size, progress=False))["val"]
     return config, recipe, model, val
+
+
+def describe_difference(other: dict, main: dict) -> str:
+    """What sets run ``other`` apart from run ``main``, e.g. "112 px (not 128), epochs 18 (not 16)"."""
+    a, b = {**other["settings"], "epochs": other["epochs_run"]}, {**main["settings"], "epochs": main["epochs_run"]}
+    return ", ".join(f"{k} {a.get(k)} (not {b.get(k)})" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k))
 
 
 def main() -> None:
@@ -59,7 +66,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other runs to score beside it")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    _, recipe, model, val = load_run(args.run)
+    config, recipe, model, val = load_run(args.run)
     rows = {}
     for tta in (False, True):
         rows[f"flip TTA {'on' if tta else 'off'}"] = scores(predict(model, recipe, val, tta_flip=tta), val)
@@ -68,11 +75,7 @@ def main() -> None:
         rows["last step's weights instead of the EMA, flip TTA on"] = scores(predict(raw, recipe, val), val)
     for other in args.compare:
         other_config, other_recipe, other_model, other_val = load_run(other)
-        settings = other_config["settings"]
-        name = (
-            f"run {other.name}: {settings['image_size']} px, {other_config['epochs_run']} epochs, "
-            f"{'EMA' if settings.get('ema_decay') else 'no EMA'}, flip TTA on"
-        )
+        name = f"run {other.name}, flip TTA on: {describe_difference(other_config, config)}"
         rows[name] = scores(predict(other_model, other_recipe, other_val), other_val)
     history = json.loads((args.run / "history.json").read_text())
     fired = next((row for row in history if row["val_percentile_distance"] <= 11.0), None)

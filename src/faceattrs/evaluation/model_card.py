@@ -57,6 +57,8 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "- Heads: age as a softmax over 0..116 years (prediction = expected value), ethnicity (5), gender (2).",
         f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs, age loss `{settings.get('age_loss')}`, "
         f"augmentation {'on' if settings.get('augment') else 'off'}, "
+        f"{'mixup α ' + str(settings['mixup_alpha']) + ', ' if settings.get('mixup_alpha') else ''}"
+        f"{'weight decay ' + str(settings['weight_decay']) + ', ' if settings.get('weight_decay') else ''}"
         f"{'an exponential moving average of the weights, ' if settings.get('ema_decay') else ''}"
         f"flip test-time augmentation "
         f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "

@@ -14,7 +14,8 @@ Run folder layout::
       config.json        recipe, protocol, seed, epochs run, why it stopped, time
       model.safetensors  the final weights (best epoch when a rule restores it)
       history.csv/json   one row per epoch
-      checkpoint/        last.safetensors, ema.safetensors, optimizer.safetensors, best.safetensors, state.json
+      checkpoint/        last.safetensors, ema.safetensors, optimizer.safetensors, best.safetensors, state.json,
+                         epochNN.safetensors (the shipped weights after each epoch)
 """
 
 from __future__ import annotations
@@ -203,7 +204,11 @@ def train(
         for index in bar:
             index = np.sort(index)  # sorted reads are faster on a memmap
             images = torch.from_numpy(np.ascontiguousarray(train_faces.images[index]))
-            loss = recipe.loss(model(recipe.to_input(images, train=True)), _targets(train_faces, index))
+            x, targets = recipe.to_input(images, train=True), _targets(train_faces, index)
+            if recipe.mixup_alpha > 0:
+                loss = _mixup_loss(model, recipe, x, targets)
+            else:
+                loss = recipe.loss(model(x), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -236,6 +241,8 @@ def train(
         save_optimizer(optimizer, ckpt / "optimizer.safetensors")
         if ema is not None:
             save_weights(ema, ckpt / "ema.safetensors")
+        # every epoch's shipped weights, so an epoch can be studied (or chosen on validation) afterwards
+        save_weights(shipped, ckpt / f"epoch{epoch + 1:02d}.safetensors")
         state = {
             "epoch": epoch,
             "history": history,
@@ -272,6 +279,18 @@ def train(
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     _write_history(run_dir, history)
     return TrainResult(shipped, history, len(history), stopped_by, elapsed, config)
+
+
+def _mixup_loss(model: torch.nn.Module, recipe: Recipe, x: torch.Tensor, targets: dict[str, torch.Tensor]):
+    """Mixup: one lambda per batch; the loss is the same blend of the two faces' losses."""
+    # torch's generator, whose state the checkpoint keeps, so a resumed run draws the same lambdas
+    a = torch.tensor(recipe.mixup_alpha)
+    lam = float(torch.distributions.Beta(a, a).sample())
+    perm = torch.randperm(x.shape[0])
+    mixed = lam * x + (1 - lam) * x[perm]  # keeps x's memory format (channels_last stays)
+    out = model(mixed)
+    shuffled = {k: v[perm] for k, v in targets.items()}
+    return lam * recipe.loss(out, targets) + (1 - lam) * recipe.loss(out, shuffled)
 
 
 def _scheduler_state(scheduler) -> dict[str, Any] | None:

@@ -63,6 +63,8 @@ class Recipe:
     monitor: str = "val_mae"
     #: keep an exponential moving average of the weights (per optimizer step) and ship it
     ema_decay: float | None = None
+    #: mixup (Zhang et al., 2018): blend each batch with a shuffled copy, lambda ~ Beta(a, a); 0 = off
+    mixup_alpha: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_input(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
@@ -130,12 +132,13 @@ class MultiTaskSettings:
     epochs: int = 16
     batch_size: int = 64
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.05
     warmup_fraction: float = 0.03
     age_loss: str = "ldl"
     ldl_sigma: float = 2.0
     label_smoothing: float = 0.1
     augment: bool = True
+    mixup_alpha: float = 0.2
     tta_flip: bool = True
     channels_last: bool = True
     dropout: float = 0.2
@@ -213,6 +216,7 @@ def multitask(**overrides: Any) -> Recipe:
         tta_flip=s.tta_flip,
         monitor="val_mae",
         ema_decay=s.ema_decay,
+        mixup_alpha=s.mixup_alpha,
         settings=asdict(s),
     )
 
