@@ -59,7 +59,8 @@ def main() -> None:
     rows = {}
     for i, name in enumerate(args.variants):
         # EMA is left out: over a few hundred steps the average mostly lags the weights
-        recipe = build_recipe("multitask", image_size=args.size, epochs=args.epochs, ema_decay=None, **(BASE | VARIANTS[name]))
+        settings = BASE | VARIANTS[name]
+        recipe = build_recipe("multitask", image_size=args.size, epochs=args.epochs, ema_decay=None, **settings)
         start = time.perf_counter()
         result = train(recipe, train_faces, val, args.runs / f"variant_{i}", stopping_rules=[], progress=False)
         rows[name] = scores(predict(result.model, recipe, val), val) | {"minutes": (time.perf_counter() - start) / 60}

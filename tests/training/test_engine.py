@@ -121,7 +121,8 @@ def test_mixup_runs_resume_exactly_and_keep_every_epoch(faces, tmp_path):
     from dataclasses import replace
 
     recipe = replace(build_recipe("seed-age"), mixup_alpha=0.4)
-    plain = train(build_recipe("seed-age"), faces, faces, tmp_path / "plain", epochs=1, stopping_rules=[], progress=False)
+    plain = train(build_recipe("seed-age"), faces, faces, tmp_path / "plain", epochs=1, stopping_rules=[],
+                  progress=False)  # fmt: skip
     full = train(recipe, faces, faces, tmp_path / "full", epochs=3, stopping_rules=[], progress=False)
     assert sorted(p.name for p in (tmp_path / "full" / "checkpoint").glob("epoch*")) == [
         "epoch01.safetensors", "epoch02.safetensors", "epoch03.safetensors"]  # fmt: skip
@@ -131,4 +132,5 @@ def test_mixup_runs_resume_exactly_and_keep_every_epoch(faces, tmp_path):
         torch.testing.assert_close(v, w, msg=k)
     # mixup changes what is learnt: after one epoch the weights differ from a run without it
     first = load_weights(recipe.build_model(), tmp_path / "full" / "checkpoint" / "epoch01.safetensors")
-    assert not all(torch.equal(v, w) for v, w in zip(first.state_dict().values(), plain.model.state_dict().values()))
+    pairs = zip(first.state_dict().values(), plain.model.state_dict().values(), strict=True)
+    assert not all(torch.equal(v, w) for v, w in pairs)

@@ -205,10 +205,8 @@ def train(
             index = np.sort(index)  # sorted reads are faster on a memmap
             images = torch.from_numpy(np.ascontiguousarray(train_faces.images[index]))
             x, targets = recipe.to_input(images, train=True), _targets(train_faces, index)
-            if recipe.mixup_alpha > 0:
-                loss = _mixup_loss(model, recipe, x, targets)
-            else:
-                loss = recipe.loss(model(x), targets)
+            mixup = recipe.mixup_alpha > 0
+            loss = _mixup_loss(model, recipe, x, targets) if mixup else recipe.loss(model(x), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
