@@ -29,12 +29,14 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from faceattrs.data.cache import load_faces
+from faceattrs.data.labels import ETHNICITIES
 from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.training.export import onnx_predictions
 from faceattrs.training.protocols import project_protocol
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
 RESULTS = Path(__file__).parent / "results"
-OTHERS = 4
+OTHERS = ETHNICITIES.index("others")
 
 
 def macro_f1(y: np.ndarray, scores: np.ndarray) -> float:
@@ -59,7 +61,7 @@ def figures(y: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {
         "accuracy": accuracy_score(y, labels),
         "macro_f1": f1_score(y, labels, average="macro"),
-        "others_recall": recall_score(y, labels, average=None, labels=range(5))[OTHERS],
+        "others_recall": recall_score(y, labels, average=None, labels=range(len(ETHNICITIES)))[OTHERS],
     }
 
 
@@ -70,15 +72,14 @@ def main() -> None:
     model = AttributeModel()
     parts = project_protocol(load_faces(DATA, model.input_size, progress=False))
     val, train_race = parts["val"], parts["train"].race
-    raws = [model.raw(np.ascontiguousarray(val.images[i : i + 64])) for i in range(0, len(val), 64)]
+    logits, _, _ = onnx_predictions(model, val.images)
     known = val.race >= 0
-    temperature = model.metadata["calibration"]["ethnicity_temperature"]
-    z = np.concatenate([r["ethnicity_logits"] for r in raws])[known] / temperature
+    z = logits["ethnicity_logits"][known] / model.metadata["calibration"]["ethnicity_temperature"]
     y = val.race[known]
-    log_prior = np.log(np.bincount(train_race[train_race >= 0], minlength=5) / (train_race >= 0).sum())
+    log_prior = np.log(np.bincount(train_race[train_race >= 0], minlength=len(ETHNICITIES)) / (train_race >= 0).sum())
 
     rules: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-        "argmax (shipped)": lambda zf, yf: np.zeros(5),
+        "argmax (shipped)": lambda zf, yf: np.zeros(zf.shape[1]),
         "per-class bias": fit_bias,
         "logit adjustment": lambda zf, yf: fit_adjustment(zf, yf, log_prior),
     }

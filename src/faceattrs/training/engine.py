@@ -186,6 +186,7 @@ def train(
         if scheduler is not None:
             scheduler.load_state_dict({"lr_lambdas": [None] * len(optimizer.param_groups), **state["scheduler"]})
 
+    mixup = recipe.mixup_alpha > 0
     for epoch in range(start_epoch, epochs):
         if stopped_by:
             break
@@ -205,7 +206,6 @@ def train(
             index = np.sort(index)  # sorted reads are faster on a memmap
             images = torch.from_numpy(np.ascontiguousarray(train_faces.images[index]))
             x, targets = recipe.to_input(images, train=True), _targets(train_faces, index)
-            mixup = recipe.mixup_alpha > 0
             loss = _mixup_loss(model, recipe, x, targets) if mixup else recipe.loss(model(x), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
