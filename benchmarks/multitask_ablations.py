@@ -55,9 +55,13 @@ def load_run(run: Path):
 
 
 def describe_difference(other: dict, main: dict) -> str:
-    """What sets run ``other`` apart from run ``main``, e.g. "112 px (not 128), epochs 18 (not 16)"."""
+    """What sets run ``other`` apart from run ``main``, e.g. "image_size 112 (not 128), epochs 18 (not 16)".
+
+    A setting one run's config lacks did not exist when it was trained: it shows as "unset".
+    """
     a, b = {**other["settings"], "epochs": other["epochs_run"]}, {**main["settings"], "epochs": main["epochs_run"]}
-    return ", ".join(f"{k} {a.get(k)} (not {b.get(k)})" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k))
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return ", ".join(f"{k} {a.get(k, 'unset')} (not {b.get(k, 'unset')})" for k in keys)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ DATA = Path("../shared/datasets/utkface/UTKFace")
 RESULTS = Path(__file__).parent / "results"
 #: The base these ablations were measured on: the second shipped recipe (no mixup, weight decay 1e-4);
 #: the third adds mixup and weight decay 0.05, whose full-budget effect multitask_ablations.py shows.
-BASE: dict[str, object] = {"mixup_alpha": 0.0, "weight_decay": 1e-4}
+BASE: dict[str, object] = {"mixup_alpha": 0.0, "weight_decay": 1e-4, "low_res_epochs": 0}
 VARIANTS: dict[str, dict[str, object]] = {
     "base (LDL + L1 age loss, augmentation on, no mixup)": {},
     "age loss: cross-entropy over age bins": {"age_loss": "ce"},

@@ -134,3 +134,23 @@ def test_mixup_runs_resume_exactly_and_keep_every_epoch(faces, tmp_path):
     first = load_weights(recipe.build_model(), tmp_path / "full" / "checkpoint" / "epoch01.safetensors")
     pairs = zip(first.state_dict().values(), plain.model.state_dict().values(), strict=True)
     assert not all(torch.equal(v, w) for v, w in pairs)
+
+
+def test_progressive_resizing_trains_small_first_and_resumes_exactly(face_folder, tmp_path):
+    from dataclasses import replace
+
+    recipe = build_recipe("multitask", image_size=64, low_res_size=32, low_res_epochs=1, batch_size=16,
+                          pretrained=False, mixup_alpha=0.0)  # fmt: skip
+    recipe = replace(recipe, make_scheduler=None)  # its cosine would depend on the epoch count of each call
+    faces = load_faces(face_folder, 64, cache_dir=tmp_path / "cache", progress=False)
+    full = train(recipe, faces, faces, tmp_path / "full", epochs=2, stopping_rules=[], progress=False)
+    assert [row["input_size"] for row in full.history] == [32, 64]
+    # the low-res epoch validated at its own size: the same figure as predicting on 32 px inputs
+    first = load_weights(recipe.build_model(), tmp_path / "full" / "checkpoint" / "epoch01.safetensors")
+    mae = np.abs(predict(first, recipe, faces, size=32).age - faces.age).mean()
+    assert mae == pytest.approx(full.history[0]["val_mae"], rel=1e-5)
+    assert recipe.to_input(torch.from_numpy(faces.images[:2].copy()), size=32).shape == (2, 3, 32, 32)
+    train(recipe, faces, faces, tmp_path / "part", epochs=1, stopping_rules=[], progress=False)
+    resumed = train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], resume=True, progress=False)
+    for (k, v), (_, w) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(v, w, msg=k)

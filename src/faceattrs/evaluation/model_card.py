@@ -16,6 +16,12 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
+def _low_res(settings: dict[str, Any]) -> str:
+    if not settings.get("low_res_epochs"):
+        return ""
+    return f" (the first {settings['low_res_epochs']} at {settings['low_res_size']} px: progressive resizing)"
+
+
 def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
     t = report["test"]
     cal = t["calibration"]
@@ -55,7 +61,8 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"Apache-2.0); no face-attribute pretraining. Input {metadata['input']['model_size']}×"
         f"{metadata['input']['model_size']} RGB, resized from the aligned crop.",
         "- Heads: age as a softmax over 0..116 years (prediction = expected value), ethnicity (5), gender (2).",
-        f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs, age loss `{settings.get('age_loss')}`, "
+        f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs"
+        f"{_low_res(settings)}, age loss `{settings.get('age_loss')}`, "
         f"augmentation {'on' if settings.get('augment') else 'off'}, "
         f"{'mixup α ' + str(settings['mixup_alpha']) + ', ' if settings.get('mixup_alpha') else ''}"
         f"{'weight decay ' + str(settings['weight_decay']) + ', ' if settings.get('weight_decay') else ''}"

@@ -88,8 +88,9 @@ def predict(
     faces: FaceArrays,
     batch_size: int = 256,
     tta_flip: bool | None = None,
+    size: int | None = None,
 ) -> Predictions:
-    """Run ``model`` over ``faces`` (uint8 images at the recipe's size).
+    """Run ``model`` over ``faces`` (uint8 images at the recipe's size), shrunk to ``size`` if given.
 
     With ``tta_flip`` (default: the recipe's setting) the raw outputs of each
     face and of its mirror image are averaged.
@@ -99,7 +100,7 @@ def predict(
     chunks = []
     for start in range(0, len(faces), batch_size):
         images = torch.from_numpy(np.ascontiguousarray(faces.images[start : start + batch_size]))
-        x = recipe.to_input(images)
+        x = recipe.to_input(images, size=size)
         out = model(x)
         if tta_flip:
             out = _average_outputs(out, model(x.flip(3)))
@@ -192,6 +193,7 @@ def train(
             break
         t0 = time.perf_counter()
         model.train()
+        size = recipe.size_at(epoch)
         order = np.random.default_rng([seed, epoch]).permutation(n)
         batches = [order[i : i + recipe.batch_size] for i in range(0, n, recipe.batch_size)]
         total, seen = 0.0, 0
@@ -205,7 +207,7 @@ def train(
         for index in bar:
             index = np.sort(index)  # sorted reads are faster on a memmap
             images = torch.from_numpy(np.ascontiguousarray(train_faces.images[index]))
-            x, targets = recipe.to_input(images, train=True), _targets(train_faces, index)
+            x, targets = recipe.to_input(images, train=True, size=size), _targets(train_faces, index)
             loss = _mixup_loss(model, recipe, x, targets) if mixup else recipe.loss(model(x), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -217,11 +219,12 @@ def train(
             total += loss.item() * len(index)
             seen += len(index)
             bar.set_postfix(loss=f"{total / seen:.4g}", refresh=False)
-        preds = predict(shipped, recipe, val_faces)
-        metrics = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
+        # validated at the epoch's own size: a low-res model scores poorly at full size until it is tuned there
+        preds = predict(shipped, recipe, val_faces, size=size)
+        metrics = {"epoch": epoch + 1, "input_size": size, "train_loss": total / max(seen, 1)}
         metrics |= validation_metrics(preds, val_faces)
         if ema is not None:
-            raw = validation_metrics(predict(model, recipe, val_faces), val_faces)
+            raw = validation_metrics(predict(model, recipe, val_faces, size=size), val_faces)
             metrics |= {f"raw_{k}": v for k, v in raw.items()}
         stop = False
         for rule in rules:

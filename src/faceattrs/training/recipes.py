@@ -65,10 +65,25 @@ class Recipe:
     ema_decay: float | None = None
     #: mixup (Zhang et al., 2018): blend each batch with a shuffled copy, lambda ~ Beta(a, a); 0 = off
     mixup_alpha: float = 0.0
+    #: progressive resizing: (size, epochs) = train and validate the first epochs at a lower size
+    low_res: tuple[int, int] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def to_input(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
+    def size_at(self, epoch: int) -> int:
+        """The input size of (0-based) ``epoch``.
+
+        >>> build_recipe("multitask", image_size=160, low_res_size=128, low_res_epochs=2).size_at(1)
+        128
+        """
+        if self.low_res is not None and epoch < self.low_res[1]:
+            return self.low_res[0]
+        return self.input_size
+
+    def to_input(self, images: torch.Tensor, train: bool = False, size: int | None = None) -> torch.Tensor:
+        """uint8 NHWC at ``input_size`` -> the network's input, shrunk to ``size`` when that is lower."""
         x = unit_scale(images)
+        if size is not None and size != x.shape[-1]:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if train and self.augment is not None:
             x = self.augment(x)
         return self.normalize(x)
@@ -130,6 +145,9 @@ class MultiTaskSettings:
 
     image_size: int = 128
     epochs: int = 16
+    #: progressive resizing (0 = off): the first epochs at a lower size, which costs less per epoch
+    low_res_epochs: int = 0
+    low_res_size: int = 112
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -217,6 +235,7 @@ def multitask(**overrides: Any) -> Recipe:
         monitor="val_mae",
         ema_decay=s.ema_decay,
         mixup_alpha=s.mixup_alpha,
+        low_res=(s.low_res_size, s.low_res_epochs) if s.low_res_epochs else None,
         settings=asdict(s),
     )
 
