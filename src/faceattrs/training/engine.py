@@ -221,7 +221,7 @@ def train(
             bar.set_postfix(loss=f"{total / seen:.4g}", refresh=False)
         # validated at the epoch's own size: a low-res model scores poorly at full size until it is tuned there
         preds = predict(shipped, recipe, val_faces, size=size)
-        metrics = {"epoch": epoch + 1, "input_size": size, "train_loss": total / max(seen, 1)}
+        metrics = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), "input_size": size}
         metrics |= validation_metrics(preds, val_faces)
         if ema is not None:
             raw = validation_metrics(predict(model, recipe, val_faces, size=size), val_faces)
