@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +10,11 @@ from faceattrs.training.checkpoint import load_optimizer, load_weights, save_opt
 from faceattrs.training.early_stopping import PatienceStop
 from faceattrs.training.engine import predict, train
 from faceattrs.training.recipes import build_recipe
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(v, w, msg=k)
 
 
 @pytest.fixture
@@ -40,8 +46,7 @@ def test_resume_continues_to_the_same_weights(faces, tmp_path):
     train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], progress=False)
     resumed = train(recipe, faces, faces, tmp_path / "part", epochs=3, stopping_rules=[], resume=True, progress=False)
     assert resumed.epochs_run == 3
-    for (k, v), (_, w) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
-        torch.testing.assert_close(v, w, msg=k)
+    assert_same_weights(full.model, resumed.model)
 
 
 def test_patience_restores_best_weights(faces, tmp_path):
@@ -87,8 +92,6 @@ def test_multitask_recipe_two_epoch_smoke_run(face_folder, tmp_path):
 
 
 def test_ema_weights_are_shipped_and_resume_exactly(faces, tmp_path):
-    from dataclasses import replace
-
     recipe = replace(build_recipe("seed-age"), ema_decay=0.9)
     full = train(recipe, faces, faces, tmp_path / "full", epochs=3, stopping_rules=[], progress=False)
     assert {"val_mae", "raw_val_mae"} <= set(full.history[-1])
@@ -98,13 +101,10 @@ def test_ema_weights_are_shipped_and_resume_exactly(faces, tmp_path):
     assert not torch.equal(raw.state_dict()["regressor.9.weight"], shipped.state_dict()["regressor.9.weight"])
     train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], progress=False)
     resumed = train(recipe, faces, faces, tmp_path / "part", epochs=3, stopping_rules=[], resume=True, progress=False)
-    for (k, v), (_, w) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
-        torch.testing.assert_close(v, w, msg=k)
+    assert_same_weights(full.model, resumed.model)
 
 
 def test_mixup_of_identical_faces_is_the_plain_loss():
-    from dataclasses import replace
-
     from faceattrs.training.engine import _mixup_loss
 
     recipe = replace(build_recipe("seed-age"), mixup_alpha=0.4)
@@ -118,8 +118,6 @@ def test_mixup_of_identical_faces_is_the_plain_loss():
 
 
 def test_mixup_runs_resume_exactly_and_keep_every_epoch(faces, tmp_path):
-    from dataclasses import replace
-
     recipe = replace(build_recipe("seed-age"), mixup_alpha=0.4)
     plain = train(build_recipe("seed-age"), faces, faces, tmp_path / "plain", epochs=1, stopping_rules=[],
                   progress=False)  # fmt: skip
@@ -128,8 +126,7 @@ def test_mixup_runs_resume_exactly_and_keep_every_epoch(faces, tmp_path):
         "epoch01.safetensors", "epoch02.safetensors", "epoch03.safetensors"]  # fmt: skip
     train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], progress=False)
     resumed = train(recipe, faces, faces, tmp_path / "part", epochs=3, stopping_rules=[], resume=True, progress=False)
-    for (k, v), (_, w) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
-        torch.testing.assert_close(v, w, msg=k)
+    assert_same_weights(full.model, resumed.model)
     # mixup changes what is learnt: after one epoch the weights differ from a run without it
     first = load_weights(recipe.build_model(), tmp_path / "full" / "checkpoint" / "epoch01.safetensors")
     pairs = zip(first.state_dict().values(), plain.model.state_dict().values(), strict=True)
@@ -137,8 +134,6 @@ def test_mixup_runs_resume_exactly_and_keep_every_epoch(faces, tmp_path):
 
 
 def test_progressive_resizing_trains_small_first_and_resumes_exactly(face_folder, tmp_path):
-    from dataclasses import replace
-
     recipe = build_recipe("multitask", image_size=64, low_res_size=32, low_res_epochs=1, batch_size=16,
                           pretrained=False, mixup_alpha=0.0)  # fmt: skip
     recipe = replace(recipe, make_scheduler=None)  # its cosine would depend on the epoch count of each call
@@ -152,5 +147,4 @@ def test_progressive_resizing_trains_small_first_and_resumes_exactly(face_folder
     assert recipe.to_input(torch.from_numpy(faces.images[:2].copy()), size=32).shape == (2, 3, 32, 32)
     train(recipe, faces, faces, tmp_path / "part", epochs=1, stopping_rules=[], progress=False)
     resumed = train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], resume=True, progress=False)
-    for (k, v), (_, w) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
-        torch.testing.assert_close(v, w, msg=k)
+    assert_same_weights(full.model, resumed.model)

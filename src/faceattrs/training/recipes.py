@@ -80,7 +80,7 @@ class Recipe:
         return self.input_size
 
     def to_input(self, images: torch.Tensor, train: bool = False, size: int | None = None) -> torch.Tensor:
-        """uint8 NHWC at ``input_size`` -> the network's input, shrunk to ``size`` when that is lower."""
+        """uint8 NHWC at ``input_size`` -> the network's input, resized to ``size`` when one is given."""
         x = unit_scale(images)
         if size is not None and size != x.shape[-1]:
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
