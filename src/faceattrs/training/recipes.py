@@ -144,7 +144,7 @@ class MultiTaskSettings:
     """Every knob of the multitask recipe; the defaults are the shipped model's recipe."""
 
     image_size: int = 128
-    epochs: int = 16
+    epochs: int = 20
     #: progressive resizing (0 = off): the first epochs at a lower size, which costs less per epoch
     low_res_epochs: int = 0
     low_res_size: int = 112
