@@ -47,7 +47,9 @@ def scores(preds, faces) -> dict[str, float]:
 def load_run(run: Path):
     """(config, recipe, final weights, validation faces at the recipe's size) of a multitask run."""
     config = json.loads((run / "config.json").read_text())
-    config["settings"].setdefault("mixup_alpha", 0.0)  # runs from before mixup existed trained without it
+    # runs from before mixup and progressive resizing existed trained without them
+    config["settings"].setdefault("mixup_alpha", 0.0)
+    config["settings"].setdefault("low_res_epochs", 0)
     recipe = build_recipe("multitask", **{**config["settings"], "pretrained": False})
     model = load_weights(recipe.build_model(), run / "model.safetensors").eval()
     val = project_protocol(load_faces(DATA, recipe.input_size, progress=False))["val"]
@@ -57,10 +59,13 @@ def load_run(run: Path):
 def describe_difference(other: dict, main: dict) -> str:
     """What sets run ``other`` apart from run ``main``, e.g. "image_size 112 (not 128), epochs 18 (not 16)".
 
-    A setting one run's config lacks did not exist when it was trained: it shows as "unset".
+    A setting one run's config lacks did not exist when it was trained: it shows as "unset". The
+    low-res size is left out when neither run trains at a lower size.
     """
     a, b = {**other["settings"], "epochs": other["epochs_run"]}, {**main["settings"], "epochs": main["epochs_run"]}
     keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    if not a.get("low_res_epochs") and not b.get("low_res_epochs"):  # then the low-res size is unused
+        keys = [k for k in keys if k != "low_res_size"]
     return ", ".join(f"{k} {a.get(k, 'unset')} (not {b.get(k, 'unset')})" for k in keys)
 
 
