@@ -90,7 +90,7 @@ def predict(
     tta_flip: bool | None = None,
     size: int | None = None,
 ) -> Predictions:
-    """Run ``model`` over ``faces`` (uint8 images at the recipe's size), shrunk to ``size`` if given.
+    """Run ``model`` over ``faces`` (uint8 images at the recipe's size), resized to ``size`` if given.
 
     With ``tta_flip`` (default: the recipe's setting) the raw outputs of each
     face and of its mirror image are averaged.
