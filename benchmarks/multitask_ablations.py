@@ -47,9 +47,10 @@ def scores(preds, faces) -> dict[str, float]:
 def load_run(run: Path):
     """(config, recipe, final weights, validation faces at the recipe's size) of a multitask run."""
     config = json.loads((run / "config.json").read_text())
-    # runs from before mixup and progressive resizing existed trained without them
+    # runs from before mixup, progressive resizing and the backbone choice trained without / with Lite0
     config["settings"].setdefault("mixup_alpha", 0.0)
     config["settings"].setdefault("low_res_epochs", 0)
+    config["settings"].setdefault("backbone", "lite0")
     recipe = build_recipe("multitask", **{**config["settings"], "pretrained": False})
     model = load_weights(recipe.build_model(), run / "model.safetensors").eval()
     val = project_protocol(load_faces(DATA, recipe.input_size, progress=False))["val"]

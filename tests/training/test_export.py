@@ -16,12 +16,19 @@ def shipped(tmp_path_factory):
     root = tmp_path_factory.mktemp("ship")
     make_face_folder(root / "UTKFace", n=40)
     faces = load_faces(root / "UTKFace", 64, cache_dir=root / "cache", progress=False)
-    recipe = build_recipe("multitask", image_size=64, pretrained=False)
+    recipe = build_recipe("multitask", image_size=64, pretrained=False, backbone="lite1")
     model = recipe.build_model().eval()
     split = root / "split.csv"
     split.write_text("file,sha256,part\n")
     parts = {"train": faces, "val": faces, "test": faces}
-    report = ship(model, recipe, parts, {"recipe": "multitask", "seed": 0}, root / "model", split_file=split)
+    report = ship(
+        model,
+        recipe,
+        parts,
+        {"recipe": "multitask", "settings": recipe.settings, "seed": 0},
+        root / "model",
+        split_file=split,
+    )
     return root / "model", report, faces
 
 
@@ -36,6 +43,7 @@ def test_metadata_describes_the_model(shipped):
     assert meta["sha256"] == report["sha256"]
     assert meta["classes"]["ethnicity"] == ["white", "black", "asian", "indian", "others"]
     assert meta["input"]["model_size"] == 64
+    assert meta["training"]["backbone"].startswith("EfficientNet-Lite1, ImageNet weights")
     assert {"ethnicity_temperature", "gender_temperature", "age_interval"} <= set(meta["calibration"])
     assert 0 <= meta["metrics"]["age_interval_coverage"] <= 1
 

