@@ -27,7 +27,7 @@ from faceattrs.evaluation.metrics import evaluate_predictions
 from faceattrs.training.checkpoint import load_weights
 from faceattrs.training.engine import predict
 from faceattrs.training.protocols import project_protocol
-from faceattrs.training.recipes import build_recipe
+from faceattrs.training.recipes import build_recipe, run_settings
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
 RESULTS = Path(__file__).parent / "results"
@@ -47,10 +47,7 @@ def scores(preds, faces) -> dict[str, float]:
 def load_run(run: Path):
     """(config, recipe, final weights, validation faces at the recipe's size) of a multitask run."""
     config = json.loads((run / "config.json").read_text())
-    # runs from before mixup, progressive resizing and the backbone choice trained without / with Lite0
-    config["settings"].setdefault("mixup_alpha", 0.0)
-    config["settings"].setdefault("low_res_epochs", 0)
-    config["settings"].setdefault("backbone", "lite0")
+    config["settings"] = run_settings(config)  # older runs lack the settings added since
     recipe = build_recipe("multitask", **{**config["settings"], "pretrained": False})
     model = load_weights(recipe.build_model(), run / "model.safetensors").eval()
     val = project_protocol(load_faces(DATA, recipe.input_size, progress=False))["val"]

@@ -124,13 +124,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from faceattrs.evaluation.report import write_report
     from faceattrs.training.checkpoint import load_weights
     from faceattrs.training.engine import predict
-    from faceattrs.training.recipes import build_recipe
+    from faceattrs.training.recipes import build_recipe, run_settings
 
     config_file = args.run / "config.json"
     if not config_file.exists():
         raise UserError(f"{args.run} is not a training run (no config.json)")
     config = json.loads(config_file.read_text())
-    recipe = build_recipe(config["recipe"], **config.get("settings", {}))
+    recipe = build_recipe(config["recipe"], **run_settings(config))
     protocol = args.protocol or config.get("protocol", "project")
     model = load_weights(recipe.build_model(), args.run / "model.safetensors")
     parts = _load_parts(recipe, protocol, args.data, config["seed"], args.split)
@@ -150,14 +150,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from faceattrs.training.checkpoint import load_weights
     from faceattrs.training.export import ship
-    from faceattrs.training.recipes import build_recipe
+    from faceattrs.training.recipes import build_recipe, run_settings
 
     config = json.loads((args.run / "config.json").read_text())
     if args.version:
         config["version"] = args.version
     if config["recipe"] != "multitask":
         raise UserError("only multitask runs are shipped")
-    settings = {**config.get("settings", {}), "pretrained": False}
+    settings = {**run_settings(config), "pretrained": False}
     recipe = build_recipe("multitask", **settings)
     model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
     parts = _load_parts(recipe, "project", args.data, config["seed"], args.split)

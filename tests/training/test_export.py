@@ -21,14 +21,7 @@ def shipped(tmp_path_factory):
     split = root / "split.csv"
     split.write_text("file,sha256,part\n")
     parts = {"train": faces, "val": faces, "test": faces}
-    report = ship(
-        model,
-        recipe,
-        parts,
-        {"recipe": "multitask", "settings": recipe.settings, "seed": 0},
-        root / "model",
-        split_file=split,
-    )
+    report = ship(model, recipe, parts, {"recipe": "multitask", "seed": 0}, root / "model", split_file=split)
     return root / "model", report, faces
 
 

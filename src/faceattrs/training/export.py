@@ -177,7 +177,7 @@ def ship(
             "data": "UTKFace aligned & cropped (non-commercial research licence)",
             "split": str(split_file),
             "split_sha256": hashlib.sha256(Path(split_file).read_bytes()).hexdigest(),
-            "backbone": describe_backbone((run_config.get("settings") or {}).get("backbone", "lite0")),
+            "backbone": describe_backbone(recipe.settings["backbone"]),
             **{k: run_config.get(k) for k in ("recipe", "settings", "seed", "epochs_run", "train_seconds")},
             "n_train": len(parts["train"]),
             "n_val": len(val),

@@ -253,3 +253,18 @@ def build_recipe(name: str, **overrides: Any) -> Recipe:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose from {sorted(RECIPES)}")
     return RECIPES[name](**overrides)
+
+
+#: Multitask settings added after some runs were trained, with the value those runs used: their
+#: config.json lacks the key, and today's default would rebuild them wrongly (a Lite1 for a Lite0 run).
+SETTINGS_OF_OLDER_RUNS: dict[str, Any] = {"mixup_alpha": 0.0, "low_res_epochs": 0, "backbone": "lite0"}
+
+
+def run_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings a run folder's ``config.json`` was trained with, complete for older runs too.
+
+    >>> run_settings({"recipe": "multitask", "settings": {"epochs": 16}})["backbone"]
+    'lite0'
+    """
+    settings = config.get("settings") or {}
+    return {**SETTINGS_OF_OLDER_RUNS, **settings} if config["recipe"] == "multitask" else settings
