@@ -23,6 +23,7 @@ from tqdm import tqdm
 from faceattrs import Analyzer
 from faceattrs.data.labels import ETHNICITIES, GENDERS, parse_utkface_name
 from faceattrs.data.split import read_split
+from faceattrs.inference.attribute_model import model_identity
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
 RESULTS = Path(__file__).parent / "results"
@@ -63,6 +64,7 @@ def main() -> None:
     found = [r.status == "ok" for r in full]
     kept = [lab for lab, ok in zip(labels, found, strict=True) if ok]
     report = {
+        "model": model_identity(),
         "test_crops": len(names),
         "pipeline_found_a_face": int(sum(found)),
         "direct_all": score(*pick(direct, [True] * len(names)), labels),

@@ -30,7 +30,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from faceattrs.data.cache import load_faces
 from faceattrs.data.labels import ETHNICITIES
-from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.inference.attribute_model import AttributeModel, model_identity
 from faceattrs.training.export import onnx_predictions
 from faceattrs.training.protocols import project_protocol
 
@@ -98,8 +98,9 @@ def main() -> None:
         for name, runs in scored.items()
     }
     RESULTS.mkdir(exist_ok=True)
-    setup = {"validation_faces": len(y), "halvings": args.halvings, "model_sha256": model.metadata["sha256"]}
-    (RESULTS / "ethnicity_decision.json").write_text(json.dumps({"setup": setup, "rules": rows}, indent=1))
+    setup = {"validation_faces": len(y), "halvings": args.halvings}
+    result = {"model": model_identity(), "setup": setup, "rules": rows}
+    (RESULTS / "ethnicity_decision.json").write_text(json.dumps(result, indent=1))
     lines = ["| decision rule (fitted on half of validation, scored on the other) | accuracy | macro-F1 | "
              '"others" recall |', "|---|---|---|---|"]  # fmt: skip
     for name, r in rows.items():

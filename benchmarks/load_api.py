@@ -42,6 +42,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from faceattrs.inference.attribute_model import model_identity
+
 IMAGE = Path(__file__).resolve().parents[1] / "tests" / "images" / "astronaut.jpg"
 RESULTS = Path(__file__).parent / "results"
 
@@ -156,6 +158,7 @@ def main() -> None:
     runs = [measure(args, stack, args.clients) for stack in args.stacks]
     runs += [measure(args, args.stacks[0], clients) for clients in args.sweep]
     result = {
+        "model": model_identity(),
         "image": f"{IMAGE.name} (512x512, one face)",
         "server_workers": args.workers,
         "cpu_cores": os.cpu_count(),

@@ -30,7 +30,7 @@ import onnxruntime as ort
 from faceattrs.calibration import softmax
 from faceattrs.data.cache import load_faces
 from faceattrs.evaluation.metrics import Predictions, evaluate_predictions
-from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.inference.attribute_model import AttributeModel, model_identity
 from faceattrs.preprocessing import to_model_input
 from faceattrs.training.checkpoint import load_weights
 from faceattrs.training.export import export_onnx, onnx_predictions
@@ -106,6 +106,7 @@ def main() -> None:
             speed[name][f"batch{batch}"] = time_model(raw, size, crops, batch, args.repeats)
 
     summary = {
+        "model": model_identity(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, onnxruntime {ort.__version__}, "
         f"{args.threads} intra-op threads",
         "test_faces": len(test),

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from faceattrs import Analyzer
+from faceattrs.inference.attribute_model import model_identity
 from faceattrs.inference.decode import decode_image
 
 IMAGES = Path(__file__).resolve().parents[1] / "tests" / "images"
@@ -93,7 +94,7 @@ def main() -> None:
         results[f"photo_ms[{label}]"] = 1000 * sec
         if seed is not None:
             results[f"seed_photo_ms[{label}]"] = 1000 * median_seconds(lambda d=data: seed(d), args.repeats)
-    summary = {"cpu_cores": os.cpu_count(), "repeats": args.repeats, "results": results}
+    summary = {"model": model_identity(), "cpu_cores": os.cpu_count(), "repeats": args.repeats, "results": results}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "pipeline_speed.json").write_text(json.dumps(summary, indent=1))
     lines = ["| measurement | faceattrs | seed networks (whole photo at 80x80) |", "|---|---|---|"]

@@ -149,7 +149,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from faceattrs.training.checkpoint import load_weights
-    from faceattrs.training.export import ship
+    from faceattrs.training.export import score_shipped, ship
     from faceattrs.training.recipes import build_recipe, run_settings
 
     config = json.loads((args.run / "config.json").read_text())
@@ -159,17 +159,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise UserError("only multitask runs are shipped")
     settings = {**run_settings(config), "pretrained": False}
     recipe = build_recipe("multitask", **settings)
-    model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
     parts = _load_parts(recipe, "project", args.data, config["seed"], args.split)
     history = json.loads((args.run / "history.json").read_text())
-    report = ship(
-        model, recipe, parts, config, args.out, split_file=args.split, coverage=args.coverage, history=history
-    )
-    (args.run / "ship_report.json").write_text(json.dumps(report, indent=1))
+    if args.score_only:
+        report = score_shipped(args.out, parts, history)
+        what = f"re-scored {args.out}/model.onnx (sha256 {report['sha256'][:12]}), unchanged"
+    else:
+        model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
+        report = ship(
+            model, recipe, parts, config, args.out, split_file=args.split, coverage=args.coverage, history=history
+        )
+        (args.run / "ship_report.json").write_text(json.dumps(report, indent=1))
+        what = (
+            f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
+            f"{report['onnx_torch_max_abs_diff_age_logits']:.2e}"
+        )
     t = report["test"]
     print(
-        f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
-        f"{report['onnx_torch_max_abs_diff_age_logits']:.2e}\n"
+        f"{what}\n"
         f"test: age MAE {t['age']['mae']:.2f}, CS@5 {t['age']['cs5']:.3f}, ethnicity "
         f"{t['ethnicity']['accuracy']:.4f} (macro-F1 {t['ethnicity']['macro_f1']:.3f}), gender "
         f"{t['gender']['accuracy']:.4f}, 90% range coverage "
@@ -379,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=Path("src/faceattrs/assets"))
     export.add_argument("--coverage", type=float, default=0.9, help="target coverage of the age range")
     export.add_argument("--version", help="model version written to metadata.json (default: the run's, else 1)")
+    export.add_argument(
+        "--score-only",
+        action="store_true",
+        help="re-score the model already in --out (same ONNX and calibration) and rewrite its report and card",
+    )
     export.set_defaults(func=_cmd_export)
     return parser
 

@@ -71,3 +71,21 @@ def test_evaluate_predictions_groups_and_unknown_race():
         "age_mae": 2.0,
         "ethnicity_accuracy": 1.0,
     }
+
+
+def test_age_bucket_table_gives_every_task_per_bucket_youngest_first():
+    age = np.array([3, 5, 25, 70])
+    gender = np.array([0, 1, 0, 1])
+    race = np.array([0, -1, 2, 3])
+    preds = Predictions(
+        age=age + 1.0,
+        ethnicity_proba=np.eye(5)[[1, 0, 2, 3]],  # the first child is misread; the second has no race label
+        gender_proba=np.eye(2)[[1, 1, 0, 1]],  # the first child's gender is misread
+    )
+    m = evaluate_predictions(preds, age, gender, race)
+    table = m["by_age_bucket"]
+    assert [r["age_bucket"] for r in table] == ["0-12", "13-19", "20-29", "30-39", "40-59", "60+"]
+    children = table[0]
+    assert children == {"age_bucket": "0-12", "n": 2, "age_mae": 1.0, "ethnicity_accuracy": 0.0, "gender_accuracy": 0.5}
+    assert table[1] == {"age_bucket": "13-19", "n": 0}
+    assert list(m["age"]["by_bucket"]) == ["0-12", "20-29", "60+"]

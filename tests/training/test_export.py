@@ -5,7 +5,7 @@ import pytest
 
 from faceattrs.data.cache import load_faces
 from faceattrs.inference.attribute_model import AttributeModel, ModelIntegrityError
-from faceattrs.training.export import ship
+from faceattrs.training.export import score_shipped, ship
 from faceattrs.training.recipes import build_recipe
 
 
@@ -72,3 +72,17 @@ def test_model_card_is_rendered_from_measured_figures(shipped):
     assert "## Out of scope" in card and "non-commercial research only" in card
     assert f"{report['test']['age']['mae']:.2f}" in card
     assert "| all | all |" in card  # overall coverage row
+
+
+def test_rescoring_a_shipped_model_gives_the_same_figures_and_leaves_it_alone(shipped, tmp_path):
+    model_dir, report, faces = shipped
+    for name in ("model.onnx", "metadata.json"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    onnx_before = (tmp_path / "model.onnx").read_bytes()
+    again = score_shipped(tmp_path, {"val": faces, "test": faces})
+    assert (tmp_path / "model.onnx").read_bytes() == onnx_before
+    assert again["sha256"] == report["sha256"]
+    assert again["test"]["age"]["mae"] == pytest.approx(report["test"]["age"]["mae"])
+    assert again["test"]["by_age_bucket"] == report["test"]["by_age_bucket"]
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "| age bucket | n | age MAE | ethnicity acc. | gender acc. |" in card

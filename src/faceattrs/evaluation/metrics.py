@@ -3,7 +3,8 @@
 Age: MAE, RMSE, CS@5 (share of faces within 5 years), mean signed error
 (prediction minus truth), the percentile table of the course project's stopping
 rule, and MAE per age bucket, ethnicity and gender. Classification: accuracy,
-macro-F1, per-class recall and the confusion matrix.
+macro-F1, per-class recall and the confusion matrix. Two group tables give every
+task's figure per ethnicity x gender cell and per age bucket.
 
 >>> import numpy as np
 >>> m = age_metrics(np.array([10, 20, 30]), np.array([12, 20, 37]))
@@ -129,7 +130,8 @@ def evaluate_predictions(preds: Predictions, age: np.ndarray, gender: np.ndarray
     gender_name = np.array([GENDERS[g] for g in gender])
     if preds.age is not None:
         result["age"] = age_metrics(age, preds.age)
-        result["age"]["by_bucket"] = mae_by_group(age, preds.age, age_bucket(age))
+        by_bucket = mae_by_group(age, preds.age, age_bucket(age))
+        result["age"]["by_bucket"] = {b: by_bucket[b] for b, _, _ in AGE_BUCKETS if b in by_bucket}  # youngest first
         result["age"]["by_ethnicity"] = mae_by_group(age[known], preds.age[known], ethnicity_name[known])
         result["age"]["by_gender"] = mae_by_group(age, preds.age, gender_name)
     if preds.ethnicity_proba is not None:
@@ -137,23 +139,44 @@ def evaluate_predictions(preds: Predictions, age: np.ndarray, gender: np.ndarray
     if preds.gender_proba is not None:
         result["gender"] = classification_metrics(gender, preds.gender_proba, GENDERS)
     result["by_ethnicity_gender"] = _race_gender_table(preds, age, gender, race)
+    result["by_age_bucket"] = _age_bucket_table(preds, age, gender, race)
     return result
+
+
+def _group_row(
+    preds: Predictions, age: np.ndarray, gender: np.ndarray, race: np.ndarray, mask: np.ndarray
+) -> dict[str, Any]:
+    """Count and each covered task's figure over the faces in ``mask`` (ethnicity: labelled faces only)."""
+    row: dict[str, Any] = {"n": int(mask.sum())}
+    if not mask.any():
+        return row
+    if preds.age is not None:
+        row["age_mae"] = float(np.abs(preds.age[mask] - age[mask]).mean())
+    labelled = mask & (race >= 0)
+    if preds.ethnicity_proba is not None and labelled.any():
+        row["ethnicity_accuracy"] = float((preds.ethnicity_proba[labelled].argmax(1) == race[labelled]).mean())
+    if preds.gender_proba is not None:
+        row["gender_accuracy"] = float((preds.gender_proba[mask].argmax(1) == gender[mask]).mean())
+    return row
 
 
 def _race_gender_table(
     preds: Predictions, age: np.ndarray, gender: np.ndarray, race: np.ndarray
 ) -> list[dict[str, Any]]:
-    rows = []
-    for r, ethnicity in enumerate(ETHNICITIES):
-        for g, gender_label in enumerate(GENDERS):
-            mask = (race == r) & (gender == g)
-            row: dict[str, Any] = {"ethnicity": ethnicity, "gender": gender_label, "n": int(mask.sum())}
-            if mask.any():
-                if preds.age is not None:
-                    row["age_mae"] = float(np.abs(preds.age[mask] - age[mask]).mean())
-                if preds.ethnicity_proba is not None:
-                    row["ethnicity_accuracy"] = float((preds.ethnicity_proba[mask].argmax(1) == r).mean())
-                if preds.gender_proba is not None:
-                    row["gender_accuracy"] = float((preds.gender_proba[mask].argmax(1) == g).mean())
-            rows.append(row)
-    return rows
+    return [
+        {
+            "ethnicity": ethnicity,
+            "gender": gender_label,
+            **_group_row(preds, age, gender, race, (race == r) & (gender == g)),
+        }
+        for r, ethnicity in enumerate(ETHNICITIES)
+        for g, gender_label in enumerate(GENDERS)
+    ]
+
+
+def _age_bucket_table(
+    preds: Predictions, age: np.ndarray, gender: np.ndarray, race: np.ndarray
+) -> list[dict[str, Any]]:
+    """One row per age bucket, youngest first: where gender and ethnicity are hardest to read."""
+    buckets = age_bucket(age)
+    return [{"age_bucket": name, **_group_row(preds, age, gender, race, buckets == name)} for name, _, _ in AGE_BUCKETS]

@@ -22,6 +22,18 @@ def _low_res(settings: dict[str, Any]) -> str:
     return f" (the first {settings['low_res_epochs']} at {settings['low_res_size']} px: progressive resizing)"
 
 
+def _children_gender_line(buckets: list[dict[str, Any]]) -> list[str]:
+    """A limitation line comparing gender accuracy on children's faces with the older buckets."""
+    rates = {r["age_bucket"]: r["gender_accuracy"] for r in buckets if "gender_accuracy" in r}
+    if "0-12" not in rates or len(rates) < 2:
+        return []
+    older = [v for k, v in rates.items() if k != "0-12"]
+    return [
+        f"- Gender is much harder to read from children's faces: {_pct(rates['0-12'])} correct for ages 0–12 "
+        f"against {_pct(min(older))}–{_pct(max(older))} in the older age buckets (test part)."
+    ]
+
+
 def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
     t = report["test"]
     cal = t["calibration"]
@@ -104,9 +116,14 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "|---|---|---|",
         *[f"| {g} | {_pct(gen['recall'][g])} | {age['by_gender'][g]['mae']:.2f} |" for g in GENDERS],
         "",
-        "| age bucket | n | age MAE |",
-        "|---|---|---|",
-        *[f"| {b} | {v['n']} | {v['mae']:.2f} |" for b, v in age["by_bucket"].items()],
+        "| age bucket | n | age MAE | ethnicity acc. | gender acc. |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['age_bucket']} | {r['n']} | {r.get('age_mae', float('nan')):.2f} | "
+            f"{_pct(r.get('ethnicity_accuracy', float('nan')))} | {_pct(r.get('gender_accuracy', float('nan')))} |"
+            for r in t["by_age_bucket"]
+            if r["n"]
+        ],
         "",
         "| ethnicity | gender | n | age MAE | ethnicity acc. | gender acc. |",
         "|---|---|---|---|---|---|",
@@ -136,6 +153,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "unusual poses) are less reliable, and the photo pipeline flags small and blurry faces.",
         "- The conformal range holds on average over faces like the validation faces; it is not a guarantee "
         "for any one face or for photos from a different source.",
+        *_children_gender_line(t["by_age_bucket"]),
         "",
         "## Privacy",
         "",

@@ -69,14 +69,19 @@ def markdown_report(metrics: dict[str, Any], title: str) -> str:
                 f"![confusion]({task}_confusion.png)",
                 "",
             ]
-    lines += ["## By ethnicity × gender", ""]
-    table = metrics["by_ethnicity_gender"]
+    lines += ["## By ethnicity × gender", "", *_group_table(metrics["by_ethnicity_gender"], ("ethnicity", "gender"))]
+    lines += ["", "## By age bucket", "", *_group_table(metrics["by_age_bucket"], ("age_bucket",))]
+    return "\n".join(lines) + "\n"
+
+
+def _group_table(table: list[dict[str, Any]], keys: tuple[str, ...]) -> list[str]:
+    """Markdown rows of a per-group table; a task a group has no figure for shows as "—"."""
     cols = [k for k in ("age_mae", "ethnicity_accuracy", "gender_accuracy") if any(k in r for r in table)]
-    lines += ["| ethnicity | gender | n | " + " | ".join(cols) + " |", "|---" * (3 + len(cols)) + "|"]
+    lines = ["| " + " | ".join((*keys, "n", *cols)) + " |", "|---" * (len(keys) + 1 + len(cols)) + "|"]
     for r in table:
         cells = [(f"{r[c]:.2f}" if c == "age_mae" else _pct(r[c])) if c in r else "—" for c in cols]
-        lines.append(f"| {r['ethnicity']} | {r['gender']} | {r['n']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join((*(str(r[k]) for k in keys), str(r["n"]), *cells)) + " |")
+    return lines
 
 
 def write_report(

@@ -40,6 +40,18 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("faceattrs") / "assets"))
 
 
+def model_identity(model_dir: Path | None = None) -> dict[str, str]:
+    """Name, version and sha256 of a model folder's ONNX file, from its metadata (the file is not read).
+
+    Benchmarks save it beside their figures, so a result can be traced to the model it measured.
+
+    >>> sorted(model_identity())
+    ['name', 'sha256', 'version']
+    """
+    meta = json.loads((Path(model_dir or default_model_dir()) / METADATA_FILE).read_text())
+    return {k: meta[k] for k in ("name", "version", "sha256")}
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

@@ -30,7 +30,7 @@ from faceattrs.calibration import (
 )
 from faceattrs.data.labels import ETHNICITIES, GENDERS
 from faceattrs.evaluation.calibration_report import interval_coverage
-from faceattrs.evaluation.metrics import Predictions, age_bucket, evaluate_predictions
+from faceattrs.evaluation.metrics import AGE_BUCKETS, Predictions, age_bucket, evaluate_predictions
 from faceattrs.evaluation.model_card import render_model_card
 from faceattrs.evaluation.report import write_report
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
@@ -104,7 +104,7 @@ def calibration_figures(logits: dict[str, np.ndarray], faces, calibration: dict[
     mean, sigma = age_mean_sigma(logits["age_logits"])
     low, high = AgeInterval(**calibration["age_interval"]).bounds(mean, sigma)
     eth = np.array([ETHNICITIES[r] if r >= 0 else "unknown" for r in faces.race])
-    out["age_interval"] = interval_coverage(
+    coverage = interval_coverage(
         faces.age.astype(float),
         low,
         high,
@@ -115,6 +115,12 @@ def calibration_figures(logits: dict[str, np.ndarray], faces, calibration: dict[
             "age bucket": age_bucket(faces.age),
         },
     )
+    # Tables read best in the labels' own order (youngest bucket first), not in order of appearance.
+    order = {"ethnicity": ETHNICITIES, "gender": GENDERS, "age bucket": [b for b, _, _ in AGE_BUCKETS]}
+    out["age_interval"] = {
+        grouping: {g: groups[g] for g in order.get(grouping, groups) if g in groups} | groups
+        for grouping, groups in coverage.items()
+    }
     return out
 
 
@@ -147,7 +153,7 @@ def ship(
     from faceattrs.training.engine import predict
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    val, test = parts["val"], parts["test"]
+    val = parts["val"]
     val_torch = predict(model, recipe, val)
     calibration = fit_calibration(val_torch, val.age.astype(float), val.gender, val.race, coverage)
     onnx_bytes = export_onnx(model, recipe, recipe.tta_flip)
@@ -185,16 +191,31 @@ def ship(
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
 
-    shipped = AttributeModel(out_dir)
     check = val.images[:64]
-    onnx_raw = shipped.raw(np.ascontiguousarray(check))
+    onnx_raw = AttributeModel(out_dir).raw(np.ascontiguousarray(check))
     agreement = float(np.abs(onnx_raw["age_logits"] - val_torch.age_logits[: len(check)]).max())
+    return score_shipped(out_dir, parts, history, extra={"onnx_torch_max_abs_diff_age_logits": agreement})
 
-    report: dict[str, Any] = {"onnx_torch_max_abs_diff_age_logits": agreement}
-    for name, faces in (("val", val), ("test", test)):
+
+def score_shipped(
+    out_dir: Path, parts: dict, history: list[dict[str, float]] | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Score the model shipped in ``out_dir`` on val and test through ONNX; write its reports and card.
+
+    Writes ``report.json``, ``report/`` and ``MODEL_CARD.md`` and the test metrics into
+    ``metadata.json``; ``model.onnx`` and the calibration are left as they are, so re-running this
+    on a shipped model (e.g. for a new report table) gives the same figures.
+    """
+    shipped = AttributeModel(out_dir)  # checks the ONNX file against the metadata's sha256
+    metadata = json.loads((out_dir / METADATA_FILE).read_text())
+    calibration = metadata["calibration"]
+    report: dict[str, Any] = dict(extra or {})
+    for name in ("val", "test"):
+        faces = parts[name]
         logits, _, preds = onnx_predictions(shipped, faces.images)
         report[name] = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
         report[name]["calibration"] = calibration_figures(logits, faces, calibration)
+    test = parts["test"]
     write_report(report["test"], preds, test.age, out_dir / "report", "Shipped model, test part (ONNX)", history)
     t = report["test"]
     metadata["metrics"] = {
@@ -211,7 +232,7 @@ def ship(
         "age_interval_mean_width": t["calibration"]["age_interval"]["all"]["all"]["mean_width"],
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
-    report["sha256"] = sha
+    report["sha256"] = metadata["sha256"]
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     (out_dir / "MODEL_CARD.md").write_text(render_model_card(metadata, report))
     return report

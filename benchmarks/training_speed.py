@@ -1,0 +1,148 @@
+"""Training throughput of the multitask recipe per backbone and numeric mode, on this machine's CPU.
+
+The 2-hour training budget decides which backbone and schedule fit, so ways to make a
+training step cheaper are measured here rather than guessed:
+
+* ``fp32``: the shipped recipe (float32, channels_last);
+* ``bf16``: the same step under ``torch.autocast("cpu", torch.bfloat16)`` (weights and optimizer
+  stay float32), which pays off only where the CPU and oneDNN run bf16 convolutions fast;
+* ``compile`` (with ``--compile``): ``torch.compile`` of the network (inductor, C++ kernels).
+
+Each configuration trains the real recipe (augmentation, loss, AdamW) on random 128 px batches
+of 64 with random labels for ``--steps`` steps after warm-up steps, in its own process;
+configurations alternate round by round so machine noise hits them alike. Reported: median seconds per
+step and images/s. No pretrained weights are needed (speed does not depend on them).
+
+Usage::
+
+    python benchmarks/training_speed.py [--backbones lite0 lite1] [--steps 6] [--rounds 2] [--compile]
+
+Writes ``benchmarks/results/training_speed.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from faceattrs.training.recipes import build_recipe
+
+RESULTS = Path(__file__).parent / "results"
+
+
+class Trainer:
+    """One configuration's model, optimizer and step function."""
+
+    def __init__(self, backbone: str, mode: str, batch: int, size: int) -> None:
+        self.recipe = build_recipe("multitask", backbone=backbone, pretrained=False, image_size=size)
+        self.model = self.recipe.build_model().train()
+        self.optimizer = self.recipe.optimizer(self.model)
+        self.forward = torch.compile(self.model) if mode == "compile" else self.model
+        self.mode = mode
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=generator)
+        self.targets = {
+            "age": torch.randint(1, 90, (batch,), generator=generator).float(),
+            "gender": torch.randint(0, 2, (batch,), generator=generator),
+            "race": torch.randint(0, 5, (batch,), generator=generator),
+        }
+
+    def step(self) -> float:
+        start = time.perf_counter()
+        x = self.recipe.to_input(self.images, train=True)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.mode == "bf16" else contextlib.nullcontext()
+        with autocast:
+            out = self.forward(x)
+        loss = self.recipe.loss({k: v.float() for k, v in out.items()}, self.targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return time.perf_counter() - start
+
+
+def _time_one(backbone: str, mode: str, args: argparse.Namespace) -> list[float]:
+    """Seconds per step of one configuration, in a fresh process (see ``main``)."""
+    command = [sys.executable, __file__, "--one", backbone, mode, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size)]  # fmt: skip
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", nargs="+", default=["lite0", "lite1"])
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to compile)")
+    parser.add_argument("--one", nargs=2, metavar=("BACKBONE", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # a child process: time one configuration, print its step times
+        trainer = Trainer(*args.one, args.batch, args.size)
+        for _ in range(args.warmup):
+            trainer.step()
+        print(json.dumps([trainer.step() for _ in range(args.steps)]))
+        return
+    modes = ["fp32", "bf16"] + (["compile"] if args.compile else [])
+    # One process per configuration and round: several models in one process slowed each other's
+    # steps (up to 1.6x, unevenly), so they are kept apart and alternated round by round instead.
+    times: dict[tuple[str, str], list[float]] = {(b, m): [] for b in args.backbones for m in modes}
+    for round_ in range(args.rounds):
+        for key in times:
+            times[key] += _time_one(*key, args)
+            print(f"round {round_ + 1}: {key} done", flush=True)
+    rows = []
+    for (backbone, mode), ts in times.items():
+        median = statistics.median(ts)
+        base = statistics.median(times[(backbone, "fp32")])
+        rows.append(
+            {
+                "backbone": backbone,
+                "mode": mode,
+                "median_step_s": median,
+                "images_per_s": args.batch / median,
+                "speed_vs_fp32": base / median,
+                "steps": len(ts),
+            }
+        )
+    cpu = platform.processor() or platform.machine()
+    result = {
+        "machine": f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "batch": args.batch,
+        "image_size": args.size,
+        "rows": rows,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "training_speed.json").write_text(json.dumps(result, indent=1))
+    lines = [
+        "| backbone | mode | s per step (median) | images/s | speed vs fp32 |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['backbone']} | {r['mode']} | {r['median_step_s']:.2f} | {r['images_per_s']:.1f} | "
+            f"{r['speed_vs_fp32']:.2f}× |"
+            for r in rows
+        ],
+        "",
+        f"Training steps of the multitask recipe (augmentation, loss, AdamW), batch {args.batch} at "
+        f"{args.size} px, channels_last; {result['machine']}; {args.rounds} alternating rounds of "
+        f"{args.steps} steps after {args.warmup} warm-up steps, each configuration in its own process.",
+    ]
+    md = "\n".join(lines) + "\n"
+    (RESULTS / "training_speed.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The figures the README quotes are current: measured on the shipped model and copied in.
+
+A new model ships with new benchmark runs; these tests fail until they are rerun and copied
+into the README (``python benchmarks/update_readme.py``).
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from faceattrs.inference.attribute_model import model_identity
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+#: benchmarks that measure the shipped model, and so must name the one they measured
+OF_THE_SHIPPED_MODEL = ("alignment_check", "ethnicity_decision", "load_api", "models", "pipeline_speed", "quantization")
+
+
+@pytest.mark.parametrize("name", OF_THE_SHIPPED_MODEL)
+def test_results_were_measured_on_the_shipped_model(name):
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    assert result.get("model") == model_identity(), (
+        f"benchmarks/results/{name}.json was not measured on the shipped model: rerun benchmarks/{name}.py"
+    )
+
+
+def test_readme_quotes_the_saved_results():
+    readme = (ROOT / "README.md").read_text()
+    sections = re.findall(r"<!-- results:(\w+) -->\n(.*?)\n\n\(`python benchmarks/\1\.py`\)", readme, re.S)
+    assert sections, "the README has no results sections"
+    for name, body in sections:
+        assert body == (RESULTS / f"{name}.md").read_text().strip(), f"run python benchmarks/update_readme.py ({name})"
