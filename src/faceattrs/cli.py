@@ -162,7 +162,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     parts = _load_parts(recipe, "project", args.data, config["seed"], args.split)
     history = json.loads((args.run / "history.json").read_text())
     if args.score_only:
-        report = score_shipped(args.out, parts, history)
+        # keeps the ONNX-vs-PyTorch check measured at export, which the run folder recorded
+        exported = args.run / "ship_report.json"
+        earlier = json.loads(exported.read_text()) if exported.exists() else {}
+        agreement = {k: v for k, v in earlier.items() if k.startswith("onnx_torch")}
+        report = score_shipped(args.out, parts, history, extra=agreement)
         what = f"re-scored {args.out}/model.onnx (sha256 {report['sha256'][:12]}), unchanged"
     else:
         model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
