@@ -23,8 +23,9 @@ def main() -> None:
         source = ROOT / "benchmarks" / "results" / f"{name}.md"
         if source.exists():
             body = source.read_text().strip()
-            pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
-            text = pattern.sub(lambda m, b=body, n=name: f"{m[1]}{b}\n\n(`python benchmarks/{n}.py`){m[2]}", text)
+            # the section may still be empty: "<!-- results:x -->\n<!-- /results:x -->"
+            pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
+            text = pattern.sub(lambda m, b=body, n=name: f"{m[1]}{b}\n\n(`python benchmarks/{n}.py`)\n{m[2]}", text)
     readme.write_text(text)
 
 

@@ -28,7 +28,8 @@ def test_results_were_measured_on_the_shipped_model(name):
 
 def test_readme_quotes_the_saved_results():
     readme = (ROOT / "README.md").read_text()
-    sections = re.findall(r"<!-- results:(\w+) -->\n(.*?)\n\n\(`python benchmarks/\1\.py`\)", readme, re.S)
+    sections = re.findall(r"<!-- results:(\w+) -->\n(.*?)<!-- /results:\1 -->", readme, re.S)
     assert sections, "the README has no results sections"
-    for name, body in sections:
-        assert body == (RESULTS / f"{name}.md").read_text().strip(), f"run python benchmarks/update_readme.py ({name})"
+    for name, section in sections:
+        expected = f"{(RESULTS / f'{name}.md').read_text().strip()}\n\n(`python benchmarks/{name}.py`)\n"
+        assert section == expected, f"run python benchmarks/update_readme.py ({name})"
