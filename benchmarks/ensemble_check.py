@@ -27,7 +27,12 @@ import numpy as np
 import torch
 
 from faceattrs.training.engine import predict
-from multitask_ablations import load_run, scores  # a sibling script: python puts benchmarks/ on the path
+from multitask_ablations import (  # a sibling script: python puts benchmarks/ on the path
+    SCORE_HEADER,
+    load_run,
+    score_cells,
+    scores,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -65,16 +70,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ensemble_check.json").write_text(json.dumps({"validation_faces": len(val), "rows": rows}, indent=1))
     lines = [
-        f"| runs averaged (validation, {len(val)} faces) | training min | age MAE | CS@5 | ethnicity acc. | "
-        "macro-F1 | gender acc. |",
+        f"| runs averaged (validation, {len(val)} faces) | training min | {SCORE_HEADER} |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, r in rows.items():
-        lines.append(
-            f"| {name} | {r['training_minutes']:.0f} | {r['age_mae']:.3f} | {100 * r['age_cs5']:.1f}% | "
-            f"{100 * r['ethnicity_accuracy']:.2f}% | {r['ethnicity_macro_f1']:.3f} | "
-            f"{100 * r['gender_accuracy']:.2f}% |"
-        )
+    lines += [f"| {name} | {r['training_minutes']:.0f} | {score_cells(r)} |" for name, r in rows.items()]
     md = "\n".join(lines) + "\n"
     (RESULTS / "ensemble_check.md").write_text(md)
     print(md)

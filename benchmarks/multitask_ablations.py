@@ -33,6 +33,18 @@ DATA = Path("../shared/datasets/utkface/UTKFace")
 RESULTS = Path(__file__).parent / "results"
 
 
+#: header cells of the figures :func:`score_cells` writes
+SCORE_HEADER = "age MAE | CS@5 | ethnicity acc. | macro-F1 | gender acc."
+
+
+def score_cells(r: dict[str, float]) -> str:
+    """The five figures of :func:`scores` as Markdown table cells, in :data:`SCORE_HEADER` order."""
+    return (
+        f"{r['age_mae']:.3f} | {100 * r['age_cs5']:.1f}% | {100 * r['ethnicity_accuracy']:.2f}% | "
+        f"{r['ethnicity_macro_f1']:.3f} | {100 * r['gender_accuracy']:.2f}%"
+    )
+
+
 def scores(preds, faces) -> dict[str, float]:
     m = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
     return {
@@ -102,13 +114,8 @@ def main() -> None:
     result = {"run": str(args.run), "validation_faces": len(val), "rows": rows, "percentile_rule": percentile}
     (RESULTS / "multitask_ablations.json").write_text(json.dumps(result, indent=1))
     head = f"| validation ({len(val)} faces), run {args.run.name} unless named |"
-    lines = [head + " age MAE | CS@5 | ethnicity acc. | macro-F1 | gender acc. |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for name, r in rows.items():
-        lines.append(
-            f"| {name} | {r['age_mae']:.3f} | {100 * r['age_cs5']:.1f}% | {100 * r['ethnicity_accuracy']:.2f}% | "
-            f"{r['ethnicity_macro_f1']:.3f} | {100 * r['gender_accuracy']:.2f}% |"
-        )
+    lines = [f"{head} {SCORE_HEADER} |", "|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {score_cells(r)} |" for name, r in rows.items()]
     p = percentile
     if fired:
         lines.append(

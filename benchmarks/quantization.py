@@ -38,10 +38,11 @@ from onnxruntime.quantization import (
 )
 
 from faceattrs.data.cache import load_faces
-from faceattrs.evaluation.metrics import Predictions, evaluate_predictions
+from faceattrs.evaluation.metrics import Predictions
 from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, default_model_dir, model_identity
 from faceattrs.training.protocols import project_protocol
-from models import time_model  # a sibling script: python puts benchmarks/ on the path
+from models import time_model  # sibling scripts: python puts benchmarks/ on the path
+from multitask_ablations import SCORE_HEADER, score_cells, scores
 
 RESULTS = Path(__file__).parent / "results"
 DATA = Path("../shared/datasets/utkface/UTKFace")
@@ -116,17 +117,9 @@ def main() -> None:
             ]
             logits = {o.name: np.concatenate([r[k] for r in outs]) for k, o in enumerate(s.get_outputs())}
             c = shipped.calibrate(logits)
-            m = evaluate_predictions(
-                Predictions(age=c.age, ethnicity_proba=c.ethnicity_proba, gender_proba=c.gender_proba),
-                val.age, val.gender, val.race,
-            )  # fmt: skip
+            preds = Predictions(age=c.age, ethnicity_proba=c.ethnicity_proba, gender_proba=c.gender_proba)
             inside = (val.age >= c.age_low) & (val.age <= c.age_high)
-            rows[name] = {
-                "age_mae": m["age"]["mae"], "age_cs5": m["age"]["cs5"],
-                "ethnicity_accuracy": m["ethnicity"]["accuracy"], "ethnicity_macro_f1": m["ethnicity"]["macro_f1"],
-                "gender_accuracy": m["gender"]["accuracy"], "interval_coverage": float(inside.mean()),
-                "file_mb": sizes[name],
-            }  # fmt: skip
+            rows[name] = {**scores(preds, val), "interval_coverage": float(inside.mean()), "file_mb": sizes[name]}
         # Only the network differs between the rows, so they are timed on the prepared 128 px faces
         # (no resize: models.py times the shipped model from 200 px crops).
         for batch in (1, 32):
@@ -146,15 +139,14 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "quantization.json").write_text(json.dumps(result, indent=1))
     lines = [
-        "| model (validation part) | age MAE | CS@5 | ethnicity acc. | macro-F1 | gender acc. | 90% range coverage "
-        "| MB | faces/s b1 | faces/s b32 | b32 speed-up |",
+        f"| model (validation part) | {SCORE_HEADER} | 90% range coverage | MB | faces/s b1 | faces/s b32 "
+        "| b32 speed-up |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         lines.append(
-            f"| {name} | {r['age_mae']:.3f} | {100 * r['age_cs5']:.1f}% | {100 * r['ethnicity_accuracy']:.2f}% | "
-            f"{r['ethnicity_macro_f1']:.3f} | {100 * r['gender_accuracy']:.2f}% | {100 * r['interval_coverage']:.1f}% "
-            f"| {r['file_mb']:.1f} | {r['faces_per_s_batch1']:.0f} | {r['faces_per_s_batch32']:.0f} | "
+            f"| {name} | {score_cells(r)} | {100 * r['interval_coverage']:.1f}% | {r['file_mb']:.1f} | "
+            f"{r['faces_per_s_batch1']:.0f} | {r['faces_per_s_batch32']:.0f} | "
             f"{r['faces_per_s_batch32'] / base['faces_per_s_batch32']:.2f}× |"
         )
     lines.append(

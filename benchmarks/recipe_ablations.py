@@ -28,7 +28,7 @@ from faceattrs.data.cache import load_faces
 from faceattrs.training.engine import predict, train
 from faceattrs.training.protocols import project_protocol
 from faceattrs.training.recipes import build_recipe
-from multitask_ablations import scores  # the sibling script: the same validation figures
+from multitask_ablations import SCORE_HEADER, score_cells, scores  # the sibling script: the same figures
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
 RESULTS = Path(__file__).parent / "results"
@@ -69,14 +69,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "recipe_ablations.json").write_text(json.dumps({"setup": setup, "variants": rows}, indent=1))
     lines = [
-        "| variant (validation part) | age MAE | CS@5 | ethnicity acc. | macro-F1 | gender acc. | minutes |",
+        f"| variant (validation part) | {SCORE_HEADER} | minutes |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, r in rows.items():
-        lines.append(
-            f"| {name} | {r['age_mae']:.3f} | {r['age_cs5']:.1%} | {r['ethnicity_accuracy']:.2%} | "
-            f"{r['ethnicity_macro_f1']:.3f} | {r['gender_accuracy']:.2%} | {r['minutes']:.1f} |"
-        )
+    lines += [f"| {name} | {score_cells(r)} | {r['minutes']:.1f} |" for name, r in rows.items()]
     lines.append(
         f"\nShort budget: {args.epochs} epochs at {args.size} px on {len(train_faces):,} random train faces "
         f"(seed 0), no EMA; flip TTA on; scored on all {len(val):,} validation faces."

@@ -210,13 +210,14 @@ def score_shipped(
     metadata = json.loads((out_dir / METADATA_FILE).read_text())
     calibration = metadata["calibration"]
     report: dict[str, Any] = dict(extra or {})
+    predictions = {}
     for name in ("val", "test"):
         faces = parts[name]
-        logits, _, preds = onnx_predictions(shipped, faces.images)
-        report[name] = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
+        logits, _, predictions[name] = onnx_predictions(shipped, faces.images)
+        report[name] = evaluate_predictions(predictions[name], faces.age, faces.gender, faces.race)
         report[name]["calibration"] = calibration_figures(logits, faces, calibration)
-    test = parts["test"]
-    write_report(report["test"], preds, test.age, out_dir / "report", "Shipped model, test part (ONNX)", history)
+    title = "Shipped model, test part (ONNX)"
+    write_report(report["test"], predictions["test"], parts["test"].age, out_dir / "report", title, history)
     t = report["test"]
     metadata["metrics"] = {
         "part": "test (project split, natural class balance, all ages), measured through ONNX",
