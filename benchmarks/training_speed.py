@@ -4,8 +4,9 @@ The 2-hour training budget decides which backbone and schedule fit, so ways to m
 training step cheaper are measured here rather than guessed:
 
 * ``fp32``: the shipped recipe (float32, channels_last);
-* ``bf16``: the same step under ``torch.autocast("cpu", torch.bfloat16)`` (weights and optimizer
-  stay float32), which pays off only where the CPU and oneDNN run bf16 convolutions fast;
+* ``bf16``: the recipe's ``precision=bf16`` setting: the forward pass under
+  ``torch.autocast("cpu", torch.bfloat16)`` (weights, optimizer and loss stay float32), which
+  pays off only where the CPU and oneDNN run bf16 convolutions fast;
 * ``compile`` (with ``--compile``): ``torch.compile`` of the network (inductor, C++ kernels).
 
 Each configuration trains the real recipe (augmentation, loss, AdamW) on random 128 px batches
@@ -23,7 +24,6 @@ Writes ``benchmarks/results/training_speed.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from faceattrs.training.engine import training_forward
 from faceattrs.training.recipes import build_recipe
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,11 +45,13 @@ class Trainer:
     """One configuration's model, optimizer and step function."""
 
     def __init__(self, backbone: str, mode: str, batch: int, size: int) -> None:
-        self.recipe = build_recipe("multitask", backbone=backbone, pretrained=False, image_size=size)
+        precision = "bf16" if mode == "bf16" else "fp32"
+        self.recipe = build_recipe(
+            "multitask", backbone=backbone, pretrained=False, image_size=size, precision=precision
+        )
         self.model = self.recipe.build_model().train()
         self.optimizer = self.recipe.optimizer(self.model)
         self.forward = torch.compile(self.model) if mode == "compile" else self.model
-        self.mode = mode
         generator = torch.Generator().manual_seed(0)
         self.images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=generator)
         self.targets = {
@@ -60,10 +63,7 @@ class Trainer:
     def step(self) -> float:
         start = time.perf_counter()
         x = self.recipe.to_input(self.images, train=True)
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.mode == "bf16" else contextlib.nullcontext()
-        with autocast:
-            out = self.forward(x)
-        loss = self.recipe.loss({k: v.float() for k, v in out.items()}, self.targets)
+        loss = self.recipe.loss(training_forward(self.forward, self.recipe, x), self.targets)  # the engine's own step
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -148,3 +148,24 @@ def test_progressive_resizing_trains_small_first_and_resumes_exactly(face_folder
     train(recipe, faces, faces, tmp_path / "part", epochs=1, stopping_rules=[], progress=False)
     resumed = train(recipe, faces, faces, tmp_path / "part", epochs=2, stopping_rules=[], resume=True, progress=False)
     assert_same_weights(full.model, resumed.model)
+
+
+def test_bf16_precision_runs_the_forward_pass_in_bfloat16_and_the_loss_in_float32():
+    from faceattrs.training.engine import training_forward
+
+    recipe = build_recipe("multitask", image_size=32, pretrained=False, precision="bf16")
+    model = recipe.build_model().train()
+    seen = []
+    model.backbone._conv_stem.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    out = training_forward(model, recipe, recipe.to_input(torch.zeros(2, 32, 32, 3, dtype=torch.uint8), train=True))
+    assert seen == [torch.bfloat16]
+    assert {v.dtype for v in out.values()} == {torch.float32}
+    # the weights (and so the optimizer and the exported model) stay float32
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    plain = build_recipe("multitask", image_size=32, pretrained=False)
+    assert plain.autocast_dtype is None
+
+
+def test_an_unknown_precision_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        build_recipe("multitask", precision="fp8")

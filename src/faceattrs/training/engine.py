@@ -208,7 +208,10 @@ def train(
             index = np.sort(index)  # sorted reads are faster on a memmap
             images = torch.from_numpy(np.ascontiguousarray(train_faces.images[index]))
             x, targets = recipe.to_input(images, train=True, size=size), _targets(train_faces, index)
-            loss = _mixup_loss(model, recipe, x, targets) if mixup else recipe.loss(model(x), targets)
+            if mixup:
+                loss = _mixup_loss(model, recipe, x, targets)
+            else:
+                loss = recipe.loss(training_forward(model, recipe, x), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -282,6 +285,15 @@ def train(
     return TrainResult(shipped, history, len(history), stopped_by, elapsed, config)
 
 
+def training_forward(model: torch.nn.Module, recipe: Recipe, x: torch.Tensor):
+    """The training forward pass, under the recipe's autocast; outputs come back as float32 for the loss."""
+    if recipe.autocast_dtype is None:
+        return model(x)
+    with torch.autocast("cpu", dtype=recipe.autocast_dtype):
+        out = model(x)
+    return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
+
+
 def _mixup_loss(model: torch.nn.Module, recipe: Recipe, x: torch.Tensor, targets: dict[str, torch.Tensor]):
     """Mixup: one lambda per batch; the loss is the same blend of the two faces' losses."""
     # torch's generator, whose state the checkpoint keeps, so a resumed run draws the same lambdas
@@ -289,7 +301,7 @@ def _mixup_loss(model: torch.nn.Module, recipe: Recipe, x: torch.Tensor, targets
     lam = float(torch.distributions.Beta(a, a).sample())
     perm = torch.randperm(x.shape[0])
     mixed = lam * x + (1 - lam) * x[perm]  # keeps x's memory format (channels_last stays)
-    out = model(mixed)
+    out = training_forward(model, recipe, mixed)
     shuffled = {k: v[perm] for k, v in targets.items()}
     return lam * recipe.loss(out, targets) + (1 - lam) * recipe.loss(out, shuffled)
 
