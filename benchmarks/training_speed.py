@@ -16,7 +16,7 @@ step and images/s. No pretrained weights are needed (speed does not depend on th
 
 Usage::
 
-    python benchmarks/training_speed.py [--backbones lite0 lite1] [--steps 6] [--rounds 2] [--compile]
+    python benchmarks/training_speed.py [--backbones lite1 lite2] [--steps 6] [--rounds 2] [--compile]
 
 Writes ``benchmarks/results/training_speed.json`` and ``.md``.
 """
@@ -80,7 +80,7 @@ def _time_one(backbone: str, mode: str, args: argparse.Namespace) -> list[float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbones", nargs="+", default=["lite0", "lite1"])
+    parser.add_argument("--backbones", nargs="+", default=["lite1", "lite2"])
     parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
