@@ -37,6 +37,8 @@ AGE_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("40-59", 40, 59),
     ("60+", 60, 10_000),
 )
+#: bucket names, youngest first: the order every per-bucket table uses
+AGE_BUCKET_NAMES: tuple[str, ...] = tuple(name for name, _, _ in AGE_BUCKETS)
 PERCENTILES: tuple[int, ...] = (25, 50, 75, 95)
 
 
@@ -131,7 +133,7 @@ def evaluate_predictions(preds: Predictions, age: np.ndarray, gender: np.ndarray
     if preds.age is not None:
         result["age"] = age_metrics(age, preds.age)
         by_bucket = mae_by_group(age, preds.age, age_bucket(age))
-        result["age"]["by_bucket"] = {b: by_bucket[b] for b, _, _ in AGE_BUCKETS if b in by_bucket}  # youngest first
+        result["age"]["by_bucket"] = {b: by_bucket[b] for b in AGE_BUCKET_NAMES if b in by_bucket}
         result["age"]["by_ethnicity"] = mae_by_group(age[known], preds.age[known], ethnicity_name[known])
         result["age"]["by_gender"] = mae_by_group(age, preds.age, gender_name)
     if preds.ethnicity_proba is not None:
@@ -179,4 +181,4 @@ def _age_bucket_table(
 ) -> list[dict[str, Any]]:
     """One row per age bucket, youngest first: where gender and ethnicity are hardest to read."""
     buckets = age_bucket(age)
-    return [{"age_bucket": name, **_group_row(preds, age, gender, race, buckets == name)} for name, _, _ in AGE_BUCKETS]
+    return [{"age_bucket": name, **_group_row(preds, age, gender, race, buckets == name)} for name in AGE_BUCKET_NAMES]

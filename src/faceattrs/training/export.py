@@ -30,7 +30,7 @@ from faceattrs.calibration import (
 )
 from faceattrs.data.labels import ETHNICITIES, GENDERS
 from faceattrs.evaluation.calibration_report import interval_coverage
-from faceattrs.evaluation.metrics import AGE_BUCKETS, Predictions, age_bucket, evaluate_predictions
+from faceattrs.evaluation.metrics import AGE_BUCKET_NAMES, Predictions, age_bucket, evaluate_predictions
 from faceattrs.evaluation.model_card import render_model_card
 from faceattrs.evaluation.report import write_report
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
@@ -116,7 +116,7 @@ def calibration_figures(logits: dict[str, np.ndarray], faces, calibration: dict[
         },
     )
     # Tables read best in the labels' own order (youngest bucket first), not in order of appearance.
-    order = {"ethnicity": ETHNICITIES, "gender": GENDERS, "age bucket": [b for b, _, _ in AGE_BUCKETS]}
+    order = {"ethnicity": ETHNICITIES, "gender": GENDERS, "age bucket": AGE_BUCKET_NAMES}
     out["age_interval"] = {
         grouping: {g: groups[g] for g in order.get(grouping, groups) if g in groups} | groups
         for grouping, groups in coverage.items()
