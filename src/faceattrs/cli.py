@@ -119,6 +119,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teach(args: argparse.Namespace) -> int:
+    import torch
+
+    from faceattrs.data.cache import load_faces
+    from faceattrs.training.distill import save_soft_targets, teacher_soft_targets
+    from faceattrs.training.protocols import make_parts
+
+    torch.set_num_threads(args.threads)
+    for run in args.runs:
+        if not (run / "config.json").is_file() or not (run / "model.safetensors").is_file():
+            raise UserError(f"{run} is not a finished run folder (config.json and model.safetensors)")
+
+    def train_faces(size: int):
+        return make_parts(load_faces(args.data, size), args.protocol, "multitask", args.seed, args.split)["train"]
+
+    names, targets = teacher_soft_targets(args.runs, train_faces)
+    save_soft_targets(args.out, targets, names, teachers=args.runs)
+    print(f"wrote {args.out}: soft targets of {len(args.runs)} teachers for {len(names)} training faces")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from faceattrs.evaluation.metrics import evaluate_predictions
     from faceattrs.evaluation.report import write_report
@@ -347,6 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-early-stop", action="store_true", help="run every epoch")
     train.add_argument("--threads", type=int, default=2)
     train.set_defaults(func=_cmd_train, protocol="project")
+
+    teach = sub.add_parser(
+        "teach", parents=[common], help="soft targets of trained runs on the training faces, for distillation"
+    )
+    teach.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="teacher run folders (multitask)")
+    teach.add_argument("--out", type=Path, required=True, help="soft-target file (.safetensors)")
+    teach.add_argument("--seed", type=int, default=0)
+    teach.add_argument("--threads", type=int, default=2)
+    teach.set_defaults(func=_cmd_teach, protocol="project")
 
     evaluate = sub.add_parser("evaluate", parents=[common], help="metrics, report and plots of a run")
     evaluate.add_argument("run", type=Path, help="run folder written by `faceattrs train`")

@@ -86,3 +86,20 @@ def test_rescoring_a_shipped_model_gives_the_same_figures_and_leaves_it_alone(sh
     assert again["test"]["by_age_bucket"] == report["test"]["by_age_bucket"]
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "| age bucket | n | age MAE | ethnicity acc. | gender acc. |" in card
+
+
+def test_a_distilled_models_card_names_its_teachers_and_their_training_time(shipped):
+    from faceattrs.evaluation.model_card import render_model_card
+
+    model_dir, report, _ = shipped
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert "Distilled" not in render_model_card(meta, report)
+    meta["training"]["settings"] = {**(meta["training"]["settings"] or {}), "distill_weight": 0.5}
+    meta["training"]["teachers"] = [
+        {"run": "multitask_v6", "backbone": "lite1", "epochs_run": 16, "train_seconds": 7119.0},
+        {"run": "multitask_v7", "backbone": "lite2", "epochs_run": 14, "train_seconds": 6965.0},
+    ]
+    card = render_model_card(meta, report)
+    assert "- Distilled: 50% of each head's loss" in card
+    assert "2 teacher networks on the training faces (multitask_v6 (lite1), multitask_v7 (lite2))" in card
+    assert "took 235 minutes more" in card

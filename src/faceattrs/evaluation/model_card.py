@@ -34,6 +34,19 @@ def _children_gender_line(buckets: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _distillation(training: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    teachers = training.get("teachers")
+    if not teachers:
+        return []
+    minutes = sum(t.get("train_seconds") or 0 for t in teachers) / 60
+    names = ", ".join(f"{t['run']} ({t.get('backbone') or '?'})" for t in teachers)
+    return [
+        f"- Distilled: {settings.get('distill_weight', 0) * 100:.0f}% of each head's loss is the divergence from "
+        f"the mean output distributions of {len(teachers)} teacher networks on the training faces ({names}), "
+        f"whose own training took {minutes:.0f} minutes more.",
+    ]
+
+
 def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
     t = report["test"]
     cal = t["calibration"]
@@ -82,6 +95,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"flip test-time augmentation "
         f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "
         f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
+        *_distillation(training, settings),
         "",
         "## Training data",
         "",

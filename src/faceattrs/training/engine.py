@@ -89,6 +89,7 @@ def predict(
     batch_size: int = 256,
     tta_flip: bool | None = None,
     size: int | None = None,
+    progress: bool = False,
 ) -> Predictions:
     """Run ``model`` over ``faces`` (uint8 images at the recipe's size), resized to ``size`` if given.
 
@@ -98,7 +99,8 @@ def predict(
     tta_flip = recipe.tta_flip if tta_flip is None else tta_flip
     model.eval()
     chunks = []
-    for start in range(0, len(faces), batch_size):
+    starts = range(0, len(faces), batch_size)
+    for start in tqdm(starts, desc="predict", unit="batch", disable=not progress, mininterval=_bar_interval()):
         images = torch.from_numpy(np.ascontiguousarray(faces.images[start : start + batch_size]))
         x = recipe.to_input(images, size=size)
         out = model(x)
@@ -188,6 +190,8 @@ def train(
             scheduler.load_state_dict({"lr_lambdas": [None] * len(optimizer.param_groups), **state["scheduler"]})
 
     mixup = recipe.mixup_alpha > 0
+    # per-face teacher distributions, looked up by name once; mixup shuffles them with the labels
+    soft = recipe.soft_targets(train_faces) if recipe.soft_targets is not None else {}
     for epoch in range(start_epoch, epochs):
         if stopped_by:
             break
@@ -202,12 +206,13 @@ def train(
             desc=f"{recipe.name} {epoch + 1}/{epochs}",
             unit="batch",
             disable=not progress,
-            mininterval=0.5 if sys.stderr.isatty() else 60,  # keep logs of background runs short
+            mininterval=_bar_interval(),
         )
         for index in bar:
             index = np.sort(index)  # sorted reads are faster on a memmap
             images = torch.from_numpy(np.ascontiguousarray(train_faces.images[index]))
             x, targets = recipe.to_input(images, train=True, size=size), _targets(train_faces, index)
+            targets |= {f"soft_{head}": torch.from_numpy(rows[index]) for head, rows in soft.items()}
             if mixup:
                 loss = _mixup_loss(model, recipe, x, targets)
             else:
@@ -283,6 +288,10 @@ def train(
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     _write_history(run_dir, history)
     return TrainResult(shipped, history, len(history), stopped_by, elapsed, config)
+
+
+def _bar_interval() -> float:
+    return 0.5 if sys.stderr.isatty() else 60  # keep logs of background runs short
 
 
 def training_forward(model: torch.nn.Module, recipe: Recipe, x: torch.Tensor):

@@ -35,6 +35,7 @@ from faceattrs.evaluation.model_card import render_model_card
 from faceattrs.evaluation.report import write_report
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.multitask import describe_backbone
+from faceattrs.training.distill import describe_teachers
 from faceattrs.training.recipes import Recipe
 
 OUTPUT_NAMES = {
@@ -189,6 +190,8 @@ def ship(
             "n_val": len(val),
         },
     }
+    if recipe.settings.get("distill_from"):
+        metadata["training"]["teachers"] = describe_teachers(Path(recipe.settings["distill_from"]))
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
 
     check = val.images[:64]

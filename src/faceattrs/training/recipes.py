@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from torch.nn import functional as F
 from faceattrs.evaluation.metrics import Predictions
 from faceattrs.models.seed import SEED_INPUT_SIZE, SeedAgeNet, SeedEthnicityNet
 from faceattrs.training.augment import Augment
+from faceattrs.training.distill import SOFT_TARGET_HEADS, soft_targets_for
 from faceattrs.training.early_stopping import PercentileStop, StoppingRule
 from faceattrs.training.losses import age_loss
 
@@ -70,6 +72,9 @@ class Recipe:
     #: run the training forward pass under CPU autocast in this dtype (weights, optimizer, loss and
     #: validation stay float32); None = float32 throughout
     autocast_dtype: torch.dtype | None = None
+    #: training faces -> per-face soft targets (``{"age": (N, bins), ...}``) that the engine passes
+    #: to the loss as ``soft_age``, ``soft_ethnicity``, ``soft_gender``; None = labels only
+    soft_targets: Callable[[Any], dict[str, Any]] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
     def size_at(self, epoch: int) -> int:
@@ -169,6 +174,10 @@ class MultiTaskSettings:
     ema_decay: float | None = 0.998  # about 1.3 epochs of 270 steps
     percentile_stop: float | None = None  # the original rule, off by default
     pretrained: bool = True  # ImageNet weights (tests switch them off)
+    #: distillation: a soft-target file written by `faceattrs teach` (None = off) and the weight of
+    #: the teachers' distributions in each head's loss (the labels keep 1 - distill_weight)
+    distill_from: str | None = None
+    distill_weight: float = 0.5
 
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
@@ -190,6 +199,13 @@ def multitask_predictions(out: dict[str, torch.Tensor]) -> Predictions:
         age_logits=out["age"].numpy(),
         ethnicity_logits=out["ethnicity"].numpy(),
         gender_logits=out["gender"].numpy(),
+    )
+
+
+def soft_target_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
+    """KL divergence from the teachers' distributions (``soft_*`` targets) to each head's, summed over heads."""
+    return sum(
+        F.kl_div(F.log_softmax(out[head], 1), t[f"soft_{head}"], reduction="batchmean") for head in SOFT_TARGET_HEADS
     )
 
 
@@ -216,11 +232,14 @@ def multitask(**overrides: Any) -> Recipe:
         return model.to(memory_format=torch.channels_last) if s.channels_last else model
 
     def loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return (
+        labels = (
             age_loss(out["age"], t["age"], s.age_loss, s.ldl_sigma)
             + F.cross_entropy(out["ethnicity"], t["race"], ignore_index=-1, label_smoothing=s.label_smoothing)
             + F.cross_entropy(out["gender"], t["gender"], label_smoothing=s.label_smoothing)
         )
+        if s.distill_from is None:
+            return labels
+        return (1 - s.distill_weight) * labels + s.distill_weight * soft_target_loss(out, t)
 
     def optimizer(model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
@@ -248,6 +267,7 @@ def multitask(**overrides: Any) -> Recipe:
         mixup_alpha=s.mixup_alpha,
         low_res=(s.low_res_size, s.low_res_epochs) if s.low_res_epochs else None,
         autocast_dtype=PRECISIONS[s.precision],
+        soft_targets=(lambda faces: soft_targets_for(Path(s.distill_from), faces)) if s.distill_from else None,
         settings=asdict(s),
     )
 
