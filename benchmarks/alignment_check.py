@@ -14,7 +14,6 @@ Writes ``benchmarks/results/alignment_check.json`` and ``.md``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,9 @@ from faceattrs import Analyzer
 from faceattrs.data.labels import ETHNICITIES, GENDERS, parse_utkface_name
 from faceattrs.data.split import read_split
 from faceattrs.inference.attribute_model import model_identity
+from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
-RESULTS = Path(__file__).parent / "results"
 
 
 def score(pred_age, pred_eth, pred_gender, labels) -> dict[str, float]:
@@ -71,8 +70,6 @@ def main() -> None:
         "direct_on_detected": score(*pick(direct, found), kept),
         "pipeline_on_detected": score(*pick(full, found), kept),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "alignment_check.json").write_text(json.dumps(report, indent=1))
     rows = [
         "| input | faces | age MAE | CS@5 | ethnicity acc. | gender acc. |",
         "|---|---|---|---|---|---|",
@@ -88,8 +85,7 @@ def main() -> None:
             f"{100 * r['ethnicity_accuracy']:.1f}% | {100 * r['gender_accuracy']:.1f}% |"
         )
     md = "\n".join(rows) + f"\n\nThe detector found a face in {sum(found)} of {len(names)} test crops.\n"
-    (RESULTS / "alignment_check.md").write_text(md)
-    print(md)
+    save_results("alignment_check", report, md)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,8 +32,7 @@ from multitask_ablations import (  # a sibling script: python puts benchmarks/ o
     score_cells,
     scores,
 )
-
-RESULTS = Path(__file__).parent / "results"
+from results_io import save_results
 
 
 def average(predictions: list) -> object:
@@ -67,16 +65,13 @@ def main() -> None:
                 **scores(average([preds[name] for name in combo]), val),
                 "training_minutes": sum(minutes[name] for name in combo),
             }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ensemble_check.json").write_text(json.dumps({"validation_faces": len(val), "rows": rows}, indent=1))
     lines = [
         f"| runs averaged (validation, {len(val)} faces) | training min | {SCORE_HEADER} |",
         "|---|---|---|---|---|---|---|",
     ]
     lines += [f"| {name} | {r['training_minutes']:.0f} | {score_cells(r)} |" for name, r in rows.items()]
     md = "\n".join(lines) + "\n"
-    (RESULTS / "ensemble_check.md").write_text(md)
-    print(md)
+    save_results("ensemble_check", {"validation_faces": len(val), "rows": rows}, md)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Writes ``benchmarks/results/ethnicity_decision.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,9 +32,9 @@ from faceattrs.data.labels import ETHNICITIES
 from faceattrs.inference.attribute_model import AttributeModel, model_identity
 from faceattrs.training.export import onnx_predictions
 from faceattrs.training.protocols import project_protocol
+from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
-RESULTS = Path(__file__).parent / "results"
 OTHERS = ETHNICITIES.index("others")
 
 
@@ -97,10 +96,8 @@ def main() -> None:
         | {f"{k}_sd": float(np.std([s[k] for s in runs])) for k in runs[0]}
         for name, runs in scored.items()
     }
-    RESULTS.mkdir(exist_ok=True)
     setup = {"validation_faces": len(y), "halvings": args.halvings}
     result = {"model": model_identity(), "setup": setup, "rules": rows}
-    (RESULTS / "ethnicity_decision.json").write_text(json.dumps(result, indent=1))
     lines = ["| decision rule (fitted on half of validation, scored on the other) | accuracy | macro-F1 | "
              '"others" recall |', "|---|---|---|---|"]  # fmt: skip
     for name, r in rows.items():
@@ -113,8 +110,7 @@ def main() -> None:
         "scored both ways (mean ± standard deviation over the halves); calibrated logits; the train part's class prior."
     )
     md = "\n".join(lines) + "\n"
-    (RESULTS / "ethnicity_decision.md").write_text(md)
-    print(md)
+    save_results("ethnicity_decision", result, md)
 
 
 if __name__ == "__main__":

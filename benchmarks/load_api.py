@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import statistics
@@ -43,9 +42,9 @@ import httpx
 import numpy as np
 
 from faceattrs.inference.attribute_model import model_identity
+from results_io import save_results
 
 IMAGE = Path(__file__).resolve().parents[1] / "tests" / "images" / "astronaut.jpg"
-RESULTS = Path(__file__).parent / "results"
 
 
 def rss_mb(pid: int) -> float:
@@ -165,8 +164,6 @@ def main() -> None:
         "clients": args.clients,
         "runs": runs,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "load_api.json").write_text(json.dumps(result, indent=1))
     md = (
         "| server (event loop / HTTP parser) | clients | requests | req/s | p50 ms | p95 ms | p99 ms | "
         "single-request ms | p95 / single | errors | RSS before → after (MB) | CPU ms/request (server + load "
@@ -189,8 +186,7 @@ def main() -> None:
         "mean latency CPU-bound work can reach. "
         f"Arguments: `{' '.join(sys.argv[1:]) or '(defaults)'}`.\n"
     )
-    (RESULTS / "load_api.md").write_text(md)
-    print(md)
+    save_results("load_api", result, md)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Writes ``benchmarks/results/models.json`` and ``models.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -36,8 +35,8 @@ from faceattrs.training.checkpoint import load_weights
 from faceattrs.training.export import export_onnx, onnx_predictions
 from faceattrs.training.protocols import project_protocol
 from faceattrs.training.recipes import build_recipe
+from results_io import save_results
 
-RESULTS = Path(__file__).parent / "results"
 DATA = Path("../shared/datasets/utkface/UTKFace")
 
 
@@ -112,11 +111,8 @@ def main() -> None:
         "test_faces": len(test),
         "models": {name: {"metrics": rows[name], "faces_per_s": speed[name]} for name in rows},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "models.json").write_text(json.dumps(summary, indent=1))
     md = markdown(summary)
-    (RESULTS / "models.md").write_text(md)
-    print(md)
+    save_results("models", summary, md)
 
 
 def markdown(summary: dict) -> str:

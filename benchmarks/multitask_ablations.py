@@ -28,9 +28,9 @@ from faceattrs.training.checkpoint import load_weights
 from faceattrs.training.engine import predict
 from faceattrs.training.protocols import project_protocol
 from faceattrs.training.recipes import build_recipe, run_settings
+from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
-RESULTS = Path(__file__).parent / "results"
 
 
 #: header cells of the figures :func:`score_cells` writes
@@ -70,12 +70,15 @@ def describe_difference(other: dict, main: dict) -> str:
     """What sets run ``other`` apart from run ``main``, e.g. "image_size 112 (not 128), epochs 18 (not 16)".
 
     A setting one run's config lacks did not exist when it was trained: it shows as "unset". The
-    low-res size is left out when neither run trains at a lower size.
+    low-res size is left out when neither run trains at a lower size, the distillation weight when
+    neither run is distilled.
     """
     a, b = {**other["settings"], "epochs": other["epochs_run"]}, {**main["settings"], "epochs": main["epochs_run"]}
     keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
     if not a.get("low_res_epochs") and not b.get("low_res_epochs"):  # then the low-res size is unused
         keys = [k for k in keys if k != "low_res_size"]
+    if not a.get("distill_from") and not b.get("distill_from"):  # then the distillation weight is unused
+        keys = [k for k in keys if k != "distill_weight"]
     return ", ".join(f"{k} {a.get(k, 'unset')} (not {b.get(k, 'unset')})" for k in keys)
 
 
@@ -110,9 +113,7 @@ def main() -> None:
         "val_gender_accuracy_last": last["val_gender_accuracy"],
         "distance_per_epoch": [round(row["val_percentile_distance"], 2) for row in history],
     }
-    RESULTS.mkdir(exist_ok=True)
     result = {"run": str(args.run), "validation_faces": len(val), "rows": rows, "percentile_rule": percentile}
-    (RESULTS / "multitask_ablations.json").write_text(json.dumps(result, indent=1))
     head = f"| validation ({len(val)} faces), run {args.run.name} unless named |"
     lines = [f"{head} {SCORE_HEADER} |", "|---|---|---|---|---|---|"]
     lines += [f"| {name} | {score_cells(r)} |" for name, r in rows.items()]
@@ -127,8 +128,7 @@ def main() -> None:
     else:
         lines.append("\nThe percentile rule (≤ 11) never fired in this run.")
     md = "\n".join(lines) + "\n"
-    (RESULTS / "multitask_ablations.md").write_text(md)
-    print(md)
+    save_results("multitask_ablations", result, md)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Writes ``benchmarks/results/pipeline_speed.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -29,10 +28,10 @@ from PIL import Image
 from faceattrs import Analyzer
 from faceattrs.inference.attribute_model import model_identity
 from faceattrs.inference.decode import decode_image
+from results_io import save_results
 
 IMAGES = Path(__file__).resolve().parents[1] / "tests" / "images"
 DATA = Path("../shared/datasets/utkface/UTKFace")
-RESULTS = Path(__file__).parent / "results"
 
 
 def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
@@ -95,8 +94,6 @@ def main() -> None:
         if seed is not None:
             results[f"seed_photo_ms[{label}]"] = 1000 * median_seconds(lambda d=data: seed(d), args.repeats)
     summary = {"model": model_identity(), "cpu_cores": os.cpu_count(), "repeats": args.repeats, "results": results}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pipeline_speed.json").write_text(json.dumps(summary, indent=1))
     lines = ["| measurement | faceattrs | seed networks (whole photo at 80x80) |", "|---|---|---|"]
     for batch in (1, 32):
         lines.append(f"| aligned faces/s, batch {batch} | {results[f'aligned_faces_per_s_batch{batch}']:.0f} | — |")
@@ -107,8 +104,7 @@ def main() -> None:
             + (f"{seed_ms:.1f} (no detection: one guess for the whole photo) |" if seed_ms else "not measured |")
         )
     md = "\n".join(lines) + f"\n\n{os.cpu_count()} CPU cores, median of {args.repeats} runs.\n"
-    (RESULTS / "pipeline_speed.md").write_text(md)
-    print(md)
+    save_results("pipeline_speed", summary, md)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Writes ``benchmarks/results/quantization.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -43,8 +42,8 @@ from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, defa
 from faceattrs.training.protocols import project_protocol
 from models import time_model  # sibling scripts: python puts benchmarks/ on the path
 from multitask_ablations import SCORE_HEADER, score_cells, scores
+from results_io import save_results
 
-RESULTS = Path(__file__).parent / "results"
 DATA = Path("../shared/datasets/utkface/UTKFace")
 METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
 
@@ -136,8 +135,6 @@ def main() -> None:
         "threads": args.threads,
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quantization.json").write_text(json.dumps(result, indent=1))
     lines = [
         f"| model (validation part) | {SCORE_HEADER} | 90% range coverage | MB | faces/s b1 | faces/s b32 "
         "| b32 speed-up |",
@@ -154,8 +151,7 @@ def main() -> None:
         f"train faces; onnxruntime {ort.__version__}, {args.threads} threads; median of {args.repeats} runs."
     )
     md = "\n".join(lines) + "\n"
-    (RESULTS / "quantization.md").write_text(md)
-    print(md)
+    save_results("quantization", result, md)
 
 
 if __name__ == "__main__":

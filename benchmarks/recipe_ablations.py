@@ -17,7 +17,6 @@ Writes ``benchmarks/results/recipe_ablations.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -29,9 +28,9 @@ from faceattrs.training.engine import predict, train
 from faceattrs.training.protocols import project_protocol
 from faceattrs.training.recipes import build_recipe
 from multitask_ablations import SCORE_HEADER, score_cells, scores  # the sibling script: the same figures
+from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
-RESULTS = Path(__file__).parent / "results"
 #: The base these ablations were measured on: the second shipped recipe (Lite0, no mixup, weight decay
 #: 1e-4); the third adds mixup and weight decay 0.05, whose full-budget effect multitask_ablations.py shows.
 BASE: dict[str, object] = {"backbone": "lite0", "mixup_alpha": 0.0, "weight_decay": 1e-4, "low_res_epochs": 0}
@@ -66,8 +65,6 @@ def main() -> None:
         rows[name] = scores(predict(result.model, recipe, val), val) | {"minutes": (time.perf_counter() - start) / 60}
         print(name, {k: round(v, 4) for k, v in rows[name].items()}, flush=True)
     setup = {"image_size": args.size, "epochs": args.epochs, "train_faces": len(train_faces), "val_faces": len(val)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "recipe_ablations.json").write_text(json.dumps({"setup": setup, "variants": rows}, indent=1))
     lines = [
         f"| variant (validation part) | {SCORE_HEADER} | minutes |",
         "|---|---|---|---|---|---|---|",
@@ -78,8 +75,7 @@ def main() -> None:
         f"(seed 0), no EMA; flip TTA on; scored on all {len(val):,} validation faces."
     )
     md = "\n".join(lines) + "\n"
-    (RESULTS / "recipe_ablations.md").write_text(md)
-    print(md)
+    save_results("recipe_ablations", {"setup": setup, "variants": rows}, md)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from faceattrs.evaluation.metrics import evaluate_predictions
 from faceattrs.training.engine import predict, train
 from faceattrs.training.protocols import make_parts
 from faceattrs.training.recipes import build_recipe
+from results_io import save_results
 
-RESULTS = Path(__file__).parent / "results"
 REPORTED = {
     "seed-ethnicity": "73.2% accuracy (original protocol)",
     "seed-age": "MSE 116.6, RMSE 10.8 (original protocol)",
@@ -127,15 +127,13 @@ def main() -> None:
         for recipe in ("seed-ethnicity", "seed-age"):
             for protocol in ("original", "project"):
                 rows.append(run_one(faces, recipe, protocol, seed, args.runs))
-                RESULTS.mkdir(exist_ok=True)
                 summary = {
                     "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
                     "torch": torch.__version__,
                     "runs": rows,
                 }
-                (RESULTS / "seed_baselines.json").write_text(json.dumps(summary, indent=1))
-                (RESULTS / "seed_baselines.md").write_text(markdown(rows))
-    print(markdown(rows))
+                # saved after every run, so that an interrupted benchmark keeps what it measured
+                save_results("seed_baselines", summary, markdown(rows))
 
 
 if __name__ == "__main__":

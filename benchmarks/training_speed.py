@@ -31,14 +31,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from faceattrs.training.engine import training_forward
 from faceattrs.training.recipes import build_recipe
-
-RESULTS = Path(__file__).parent / "results"
+from results_io import save_results
 
 
 class Trainer:
@@ -124,8 +122,6 @@ def main() -> None:
         "image_size": args.size,
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "training_speed.json").write_text(json.dumps(result, indent=1))
     lines = [
         "| backbone | mode | s per step (median) | images/s | speed vs fp32 |",
         "|---|---|---|---|---|",
@@ -140,8 +136,7 @@ def main() -> None:
         f"{args.steps} steps after {args.warmup} warm-up steps, each configuration in its own process.",
     ]
     md = "\n".join(lines) + "\n"
-    (RESULTS / "training_speed.md").write_text(md)
-    print(md)
+    save_results("training_speed", result, md)
 
 
 if __name__ == "__main__":

@@ -293,6 +293,7 @@ SETTINGS_OF_OLDER_RUNS: dict[str, Any] = {
     "low_res_epochs": 0,
     "backbone": "lite0",
     "precision": "fp32",
+    "distill_from": None,
 }
 
 
