@@ -70,6 +70,9 @@ def export_onnx(model: nn.Module, recipe: Recipe, tta_flip: bool, opset: int = 1
     names = OUTPUT_NAMES[recipe.task]
     example = torch.zeros(2, recipe.input_size, recipe.input_size, 3, dtype=torch.uint8)
     buffer = io.BytesIO()
+    # The legacy (TorchScript) exporter, despite its deprecation warning: the torch.export-based one
+    # needs onnxscript, writes a larger file with the same outputs and was no faster in onnxruntime
+    # (benchmarks/onnx_exporters.py).
     torch.onnx.export(
         graph,
         (example,),
