@@ -94,29 +94,26 @@ def resized_crop_descriptors(names: list[str], net_xml: Path) -> np.ndarray:
     dlib's own chips of these faces cover the whole crop (median chip box -9..208 px over 429 train
     faces), so the resize stands in for its landmark alignment.
     """
-    import io
     import sys
 
-    import onnxruntime as ort
-    import torch
     from PIL import Image
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "tools" / "dlib_face_net"))
-    from read_dlib_net import DlibFaceNet, read_layers
+    from read_dlib_net import onnx_session, read_layers
 
-    buffer = io.BytesIO()
-    example = torch.zeros(2, 150, 150, 3, dtype=torch.uint8)
-    torch.onnx.export(DlibFaceNet(read_layers(str(net_xml))), (example,), buffer, dynamo=False, opset_version=17,
-                      input_names=["chips"], dynamic_axes={"chips": {0: "batch"}})  # fmt: skip
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    net = ort.InferenceSession(buffer.getvalue(), options)
+    net, _ = onnx_session(read_layers(str(net_xml)))
     out = []
     for start in tqdm(range(0, len(names), 64), desc="descriptors (ONNX)"):
         crops = [Image.open(DATA / n).convert("RGB") for n in names[start : start + 64]]
         chips = np.stack([np.asarray(c.resize((150, 150), Image.BILINEAR)) for c in crops])
         out.append(net.run(None, {"chips": chips})[0])
     return np.concatenate(out)
+
+
+def standardised(values: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation rows of ``values`` (train first), scaled by the train rows' mean and spread."""
+    scaler = StandardScaler().fit(values[:n_train])
+    return scaler.transform(values[:n_train]), scaler.transform(values[n_train:])
 
 
 def blend_scores(shipped: np.ndarray, heads: np.ndarray, y: np.ndarray, halvings: int) -> dict[str, list[float]]:
@@ -161,9 +158,7 @@ def main() -> None:
     shipped = {"ethnicity": calibrated.ethnicity_proba, "gender": calibrated.gender_proba}
     rows, results = [], {}
     for source, source_values in sources.items():
-        scaler = StandardScaler().fit(source_values[: len(train.names)])
-        x_train = scaler.transform(source_values[: len(train.names)])
-        x_val = scaler.transform(source_values[len(train.names) :])
+        x_train, x_val = standardised(source_values, len(train.names))
         for task, y_train, y_val in (("ethnicity", train.race, val.race), ("gender", train.gender, val.gender)):
             known_train, known_val = y_train >= 0, y_val >= 0
             head = LogisticRegression(C=0.1, max_iter=3000).fit(x_train[known_train], y_train[known_train])
@@ -178,8 +173,7 @@ def main() -> None:
                 f"{mean_sd(s['acc_blend'])}% | {mean_sd(s['f1'], 1, 3)} | {mean_sd(s['f1_blend'], 1, 3)} | "
                 f"{np.mean(s['weight']):.2f} |"
             )
-    scaler = StandardScaler().fit(values[: len(train.names)])
-    x_train, x_val = scaler.transform(values[: len(train.names)]), scaler.transform(values[len(train.names) :])
+    x_train, x_val = standardised(values, len(train.names))
     # identity descriptors are trained to ignore age: a linear read-out of age shows how little is left
     age = Ridge(alpha=10).fit(x_train, np.log1p(train.age))
     age_mae = float(np.abs(np.expm1(age.predict(x_val)) - val.age).mean())

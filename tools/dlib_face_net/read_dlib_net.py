@@ -83,22 +83,28 @@ class DlibFaceNet(torch.nn.Module):
         return describe(self.layers, chips.permute(0, 3, 1, 2).float())
 
 
-def time_onnx(layers, repeats: int = 30, rounds: int = 3) -> None:
-    """File size and onnxruntime faces/s at batch 32, alternating with the shipped model."""
+def onnx_session(layers, threads: int = 2):
+    """An onnxruntime session of the network (input "chips": uint8 N x 150 x 150 x 3) and its file size."""
     import io
 
     import onnxruntime as ort
-
-    from faceattrs.inference.attribute_model import AttributeModel
 
     buffer = io.BytesIO()
     example = torch.zeros(2, 150, 150, 3, dtype=torch.uint8)
     torch.onnx.export(DlibFaceNet(layers), (example,), buffer, dynamo=False, opset_version=17,
                       input_names=["chips"], dynamic_axes={"chips": {0: "batch"}})  # fmt: skip
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
+    options.intra_op_num_threads = threads
+    # Idle threads would otherwise spin while another session runs and steal its cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    dlib_net = ort.InferenceSession(buffer.getvalue(), options)
+    return ort.InferenceSession(buffer.getvalue(), options), len(buffer.getvalue())
+
+
+def time_onnx(layers, repeats: int = 30, rounds: int = 3) -> None:
+    """File size and onnxruntime faces/s at batch 32, alternating with the shipped model."""
+    from faceattrs.inference.attribute_model import AttributeModel
+
+    dlib_net, size = onnx_session(layers)
     shipped = AttributeModel(threads=2)
     rng = np.random.default_rng(0)
     chips = rng.integers(0, 256, (32, 150, 150, 3), np.uint8)
@@ -117,7 +123,7 @@ def time_onnx(layers, repeats: int = 30, rounds: int = 3) -> None:
                 run()
                 times.append(time.perf_counter() - start)
             speeds[name].append(32 / float(np.median(times)))
-    print(f"dlib ResNet ONNX: {len(buffer.getvalue()) / 1e6:.1f} MB")
+    print(f"dlib ResNet ONNX: {size / 1e6:.1f} MB")
     for name, values in speeds.items():
         print(f"{name}: faces/s at batch 32 per round", [round(v) for v in values])
 
