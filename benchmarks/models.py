@@ -9,7 +9,7 @@ process, interleaved, median of repeated runs.
 Usage::
 
     python benchmarks/seed_baselines.py          # once: trains the seed networks (runs/seed_baselines)
-    python benchmarks/models.py [--repeats 30]
+    python benchmarks/models.py [--repeats 30] [--compare EARLIER_MODEL_DIR ...]
 
 Writes ``benchmarks/results/models.json`` and ``models.md``.
 """
@@ -72,9 +72,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--seed-runs", type=Path, default=Path("runs/seed_baselines"))
+    parser.add_argument(
+        "--compare", type=Path, nargs="*", default=[], help="earlier model folders (model.onnx + metadata.json)"
+    )
     args = parser.parse_args()
 
     shipped = AttributeModel(threads=args.threads)
+    earlier = {
+        f"multitask v{(m := AttributeModel(d, threads=args.threads)).metadata['version']}": m for d in args.compare
+    }
     seeds = {
         "seed-ethnicity": SeedOnnx("seed-ethnicity", args.seed_runs / "seed-ethnicity_project_s0", args.threads),
         "seed-age": SeedOnnx("seed-age", args.seed_runs / "seed-age_project_s0", args.threads),
@@ -84,6 +90,9 @@ def main() -> None:
     test = project_protocol(load_faces(DATA, shipped.input_size, progress=False))["test"]
     _, _, preds = onnx_predictions(shipped, test.images)
     rows["multitask (shipped)"] = evaluate_predictions(preds, test.age, test.gender, test.race)
+    for name, model in earlier.items():
+        _, _, preds = onnx_predictions(model, test.images)
+        rows[name] = evaluate_predictions(preds, test.age, test.gender, test.race)
     seed_test = project_protocol(load_faces(DATA, 80, progress=False))["test"]
     for name, seed in seeds.items():
         out = np.concatenate(
@@ -97,7 +106,8 @@ def main() -> None:
 
     crops = np.stack([np.asarray(Image.open(DATA / n).convert("RGB")) for n in test.names[:256]])
     speed: dict[str, dict[str, float]] = {name: {} for name in rows}
-    runners = {"multitask (shipped)": (shipped.raw, shipped.input_size)} | {
+    runners = {"multitask (shipped)": (shipped.raw, shipped.input_size)}
+    runners |= {n: (m.raw, m.input_size) for n, m in earlier.items()} | {
         n: (s.raw, s.input_size) for n, s in seeds.items()
     }
     for batch in (1, 32):

@@ -4,6 +4,8 @@
     faceattrs data split DIR [--out FILE]   (re)make the project split file
     faceattrs train --recipe NAME ...       train a recipe through the engine
     faceattrs evaluate RUN ...              metrics JSON, Markdown report, plots
+    faceattrs export RUN --out DIR          calibrate, export to ONNX, score once on test
+    faceattrs add-descriptor-heads ...      blend face-descriptor heads into an exported model
 
 Expected failures (a missing folder, a bad argument) print one line on
 stderr and exit with 2; there is no stack trace for a user to read.
@@ -199,16 +201,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
             f"{report['onnx_torch_max_abs_diff_age_logits']:.2e}"
         )
-    t = report["test"]
+    print(f"{what}\n{_test_summary(report)}; card and report in {args.out}")
+    return 0
+
+
+def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
+    from faceattrs.data.cache import load_faces
+    from faceattrs.inference.attribute_model import AttributeModel
+    from faceattrs.training.descriptor_heads import add_descriptor_heads
+    from faceattrs.training.export import score_shipped
+    from faceattrs.training.protocols import project_protocol
+
+    if not args.net.is_file():
+        raise UserError(f"no network dump at {args.net} (tools/dlib_face_net/README.md says how to make it)")
+    if args.out.resolve() == args.model_dir.resolve():
+        raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
+    base = AttributeModel(args.model_dir)
+    parts = project_protocol(load_faces(args.data, base.input_size), args.split)
+    blend = add_descriptor_heads(args.model_dir, args.net, args.out, parts, version=args.version)
+    report = score_shipped(args.out, parts)
     print(
-        f"{what}\n"
+        f"wrote {args.out}/model.onnx (sha256 {report['sha256'][:12]}); head weights on validation "
+        f"{blend.weights}\n{_test_summary(report)}; card and report in {args.out}"
+    )
+    return 0
+
+
+def _test_summary(report: dict) -> str:
+    t = report["test"]
+    return (
         f"test: age MAE {t['age']['mae']:.2f}, CS@5 {t['age']['cs5']:.3f}, ethnicity "
         f"{t['ethnicity']['accuracy']:.4f} (macro-F1 {t['ethnicity']['macro_f1']:.3f}), gender "
         f"{t['gender']['accuracy']:.4f}, 90% range coverage "
-        f"{t['calibration']['age_interval']['all']['all']['coverage']:.3f}; "
-        f"card and report in {args.out}"
+        f"{t['calibration']['age_interval']['all']['all']['coverage']:.3f}"
     )
-    return 0
 
 
 def _iter_inputs(paths: list[Path]) -> list[Path]:
@@ -426,6 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-score the model already in --out (same ONNX and calibration) and rewrite its report and card",
     )
     export.set_defaults(func=_cmd_export)
+
+    heads = sub.add_parser(
+        "add-descriptor-heads",
+        parents=[common],
+        help="blend a face-recognition network's ethnicity and gender heads into an exported model",
+    )
+    heads.add_argument("--net", type=Path, required=True, help="dlib network XML (tools/dlib_face_net)")
+    heads.add_argument("--model-dir", type=Path, default=Path("src/faceattrs/assets"), help="the exported base model")
+    heads.add_argument("--out", type=Path, required=True)
+    heads.add_argument("--version", required=True, help="model version written to metadata.json")
+    heads.set_defaults(func=_cmd_add_descriptor_heads)
     return parser
 
 

@@ -47,6 +47,20 @@ def _distillation(training: dict[str, Any], settings: dict[str, Any]) -> list[st
     ]
 
 
+def _descriptor_heads(training: dict[str, Any]) -> list[str]:
+    blend = training.get("descriptor_heads")
+    if not blend:
+        return []
+    w = blend["head_weight"]
+    return [
+        f"- Descriptor heads: a second network, {blend['network']}, never trained on age, gender or ethnicity "
+        f"labels. Its 128-d face descriptors ({blend['input']}) feed {blend['heads']}; the ethnicity and gender "
+        f"outputs are weighted means of both networks' log-probabilities (descriptor weight {w['ethnicity']:.2f} "
+        f"for ethnicity, {w['gender']:.2f} for gender, chosen on validation). Age comes from the first network "
+        f"alone. Weights stored as {blend['weights_stored_as']}.",
+    ]
+
+
 def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
     t = report["test"]
     cal = t["calibration"]
@@ -96,6 +110,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "
         f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
         *_distillation(training, settings),
+        *_descriptor_heads(training),
         "",
         "## Training data",
         "",

@@ -1,0 +1,112 @@
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from faceattrs.calibration import softmax
+from faceattrs.data.cache import load_faces
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
+from faceattrs.training.descriptor_heads import (
+    BlendGraph,
+    LinearHead,
+    add_descriptor_heads,
+    fit_head,
+    store_float16,
+    to_onnx,
+)
+from faceattrs.training.export import ship
+from faceattrs.training.recipes import build_recipe
+from tests.models.test_dlib_resnet import write_tiny_net
+
+
+@pytest.fixture(scope="module")
+def blended(tmp_path_factory):
+    """A tiny exported multitask model, and the same model with descriptor heads of a tiny dlib-format net."""
+    from tests.conftest import make_face_folder
+
+    root = tmp_path_factory.mktemp("descriptor_heads")
+    make_face_folder(root / "UTKFace", n=40)
+    faces = load_faces(root / "UTKFace", 64, cache_dir=root / "cache", progress=False)
+    recipe = build_recipe("multitask", image_size=64, pretrained=False, backbone="lite1")
+    split = root / "split.csv"
+    split.write_text("file,sha256,part\n")
+    parts = {"train": faces, "val": faces, "test": faces}
+    ship(
+        recipe.build_model().eval(), recipe, parts, {"recipe": "multitask", "seed": 0}, root / "base", split_file=split
+    )
+    write_tiny_net(root / "net.xml", outputs=16)
+    settings = add_descriptor_heads(root / "base", root / "net.xml", root / "blend", parts, version="test")
+    return root, faces, settings
+
+
+def test_the_blended_model_is_the_base_model_plus_the_blend_graph(blended):
+    root, faces, blend = blended
+    base, model = AttributeModel(root / "base"), AttributeModel(root / "blend")
+    images = faces.images[:8]
+    before, after = base.raw(images), model.raw(images)
+    # the age output is untouched, up to the float16 storage of the weights
+    np.testing.assert_allclose(after["age_logits"], before["age_logits"], atol=2e-2)
+    with torch.no_grad():
+        eth, gender = blend(
+            *(torch.from_numpy(a) for a in (images, before["ethnicity_logits"], before["gender_logits"]))
+        )
+    np.testing.assert_allclose(after["ethnicity_logits"], eth.numpy(), atol=2e-2)
+    np.testing.assert_allclose(after["gender_logits"], gender.numpy(), atol=2e-2)
+    assert model.metadata["training"]["descriptor_heads"]["head_weight"] == blend.weights
+
+
+def test_metadata_records_the_blend_and_its_refitted_temperatures(blended):
+    root, _, blend = blended
+    meta = json.loads((root / "blend" / "metadata.json").read_text())
+    base = json.loads((root / "base" / "metadata.json").read_text())
+    assert meta["version"] == "test"
+    assert meta["sha256"] != base["sha256"]
+    assert meta["calibration"]["age_interval"] == base["calibration"]["age_interval"]
+    assert meta["training"]["descriptor_heads"]["base_model_sha256"] == base["sha256"]
+    assert "metrics" not in meta  # the base model's test figures do not describe this one
+    assert blend.temperatures["ethnicity"] == base["calibration"]["ethnicity_temperature"]
+    assert AttributeModel(root / "blend").predict(np.zeros((1, 200, 200, 3), np.uint8)).ethnicity_proba.shape == (1, 5)
+
+
+def test_fit_head_folds_the_standardisation_into_the_weights():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(3, 2, (300, 6))
+    for y in (rng.integers(0, 2, 300), rng.integers(0, 4, 300)):
+        head = fit_head(x, y)
+        scaler = StandardScaler().fit(x)
+        sklearn = LogisticRegression(C=0.1, max_iter=3000).fit(scaler.transform(x), y)
+        ours = np.log(softmax(head.logits(x)))
+        np.testing.assert_allclose(ours, sklearn.predict_log_proba(scaler.transform(x)), atol=1e-4)
+
+
+def test_float16_storage_halves_the_file_and_keeps_the_outputs():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 3))
+    model = to_onnx(module, (torch.zeros(2, 64),), ["x"], ["y"])
+    size = len(model.SerializeToString())
+    x = np.random.default_rng(0).normal(size=(5, 64)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    half = store_float16(model).SerializeToString()
+    assert len(half) < 0.6 * size
+    np.testing.assert_allclose(ort.InferenceSession(half).run(None, {"x": x})[0], expected, atol=1e-2)
+
+
+def test_blend_graph_weight_zero_keeps_the_model_and_one_keeps_the_head(tmp_path):
+    write_tiny_net(tmp_path / "net.xml", outputs=4)
+    net = FaceDescriptor(DlibResNet(read_layers(tmp_path / "net.xml")))
+    heads = {
+        t: LinearHead(np.ones((k, 4), np.float32), np.arange(k, dtype=np.float32))
+        for t, k in (("ethnicity", 5), ("gender", 2))
+    }
+    images, eth, gender = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8), torch.randn(3, 5), torch.randn(3, 2)
+    temperatures = {"ethnicity": 2.0, "gender": 0.5}
+    keep_model = BlendGraph(net, heads, temperatures, {"ethnicity": 0.0, "gender": 0.0})(images, eth, gender)
+    torch.testing.assert_close(keep_model[0], torch.log_softmax(eth / 2.0, 1))
+    keep_head = BlendGraph(net, heads, temperatures, {"ethnicity": 1.0, "gender": 1.0})(images, eth, gender)
+    torch.testing.assert_close(keep_head[1], torch.log_softmax(net(images) @ torch.ones(4, 2) + torch.arange(2.0), 1))
