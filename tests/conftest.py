@@ -48,19 +48,28 @@ def model_dir(tmp_path_factory) -> Path:
     if (SHIPPED / "model.onnx").exists():
         return SHIPPED
 
+    return ship_random_model(tmp_path_factory.mktemp("random_model"), n_faces=20)[0]
+
+
+def ship_random_model(root: Path, n_faces: int, **settings):
+    """Ship a randomly initialised multitask model, trained on nothing, to ``root / "model"``.
+
+    Every part is the same ``n_faces`` synthetic faces. Returns the model folder, the ship report
+    and the faces.
+    """
     from faceattrs.data.cache import load_faces
     from faceattrs.training.export import ship
     from faceattrs.training.recipes import build_recipe
 
-    root = tmp_path_factory.mktemp("random_model")
-    make_face_folder(root / "UTKFace", n=20)
-    recipe = build_recipe("multitask", pretrained=False)
+    make_face_folder(root / "UTKFace", n=n_faces)
+    recipe = build_recipe("multitask", pretrained=False, **settings)
     faces = load_faces(root / "UTKFace", recipe.input_size, cache_dir=root / "cache", progress=False)
     split = root / "split.csv"
     split.write_text("file,sha256,part\n")
     parts = {"train": faces, "val": faces, "test": faces}
-    ship(recipe.build_model().eval(), recipe, parts, {"recipe": "multitask"}, root / "model", split_file=split)
-    return root / "model"
+    config = {"recipe": "multitask", "seed": 0}
+    report = ship(recipe.build_model().eval(), recipe, parts, config, root / "model", split_file=split)
+    return root / "model", report, faces
 
 
 @pytest.fixture(scope="session")

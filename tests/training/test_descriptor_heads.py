@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from faceattrs.calibration import softmax
-from faceattrs.data.cache import load_faces
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.training.descriptor_heads import (
@@ -17,34 +16,25 @@ from faceattrs.training.descriptor_heads import (
     store_float16,
     to_onnx,
 )
-from faceattrs.training.export import ship
-from faceattrs.training.recipes import build_recipe
 from tests.models.test_dlib_resnet import write_tiny_net
 
 
 @pytest.fixture(scope="module")
 def blended(tmp_path_factory):
     """A tiny exported multitask model, and the same model with descriptor heads of a tiny dlib-format net."""
-    from tests.conftest import make_face_folder
+    from tests.conftest import ship_random_model
 
     root = tmp_path_factory.mktemp("descriptor_heads")
-    make_face_folder(root / "UTKFace", n=40)
-    faces = load_faces(root / "UTKFace", 64, cache_dir=root / "cache", progress=False)
-    recipe = build_recipe("multitask", image_size=64, pretrained=False, backbone="lite1")
-    split = root / "split.csv"
-    split.write_text("file,sha256,part\n")
+    base, _, faces = ship_random_model(root, n_faces=40, image_size=64, backbone="lite1")
     parts = {"train": faces, "val": faces, "test": faces}
-    ship(
-        recipe.build_model().eval(), recipe, parts, {"recipe": "multitask", "seed": 0}, root / "base", split_file=split
-    )
     write_tiny_net(root / "net.xml", outputs=16)
-    settings = add_descriptor_heads(root / "base", root / "net.xml", root / "blend", parts, version="test")
-    return root, faces, settings
+    blend = add_descriptor_heads(base, root / "net.xml", root / "blend", parts, version="test")
+    return root, faces, blend
 
 
 def test_the_blended_model_is_the_base_model_plus_the_blend_graph(blended):
     root, faces, blend = blended
-    base, model = AttributeModel(root / "base"), AttributeModel(root / "blend")
+    base, model = AttributeModel(root / "model"), AttributeModel(root / "blend")
     images = faces.images[:8]
     before, after = base.raw(images), model.raw(images)
     # the age output is untouched, up to the float16 storage of the weights
@@ -61,7 +51,7 @@ def test_the_blended_model_is_the_base_model_plus_the_blend_graph(blended):
 def test_metadata_records_the_blend_and_its_refitted_temperatures(blended):
     root, _, blend = blended
     meta = json.loads((root / "blend" / "metadata.json").read_text())
-    base = json.loads((root / "base" / "metadata.json").read_text())
+    base = json.loads((root / "model" / "metadata.json").read_text())
     assert meta["version"] == "test"
     assert meta["sha256"] != base["sha256"]
     assert meta["calibration"]["age_interval"] == base["calibration"]["age_interval"]

@@ -3,26 +3,15 @@ import json
 import numpy as np
 import pytest
 
-from faceattrs.data.cache import load_faces
 from faceattrs.inference.attribute_model import AttributeModel, ModelIntegrityError
-from faceattrs.training.export import score_shipped, ship
-from faceattrs.training.recipes import build_recipe
+from faceattrs.training.export import score_shipped
 
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    from tests.conftest import make_face_folder
+    from tests.conftest import ship_random_model
 
-    root = tmp_path_factory.mktemp("ship")
-    make_face_folder(root / "UTKFace", n=40)
-    faces = load_faces(root / "UTKFace", 64, cache_dir=root / "cache", progress=False)
-    recipe = build_recipe("multitask", image_size=64, pretrained=False, backbone="lite1")
-    model = recipe.build_model().eval()
-    split = root / "split.csv"
-    split.write_text("file,sha256,part\n")
-    parts = {"train": faces, "val": faces, "test": faces}
-    report = ship(model, recipe, parts, {"recipe": "multitask", "seed": 0}, root / "model", split_file=split)
-    return root / "model", report, faces
+    return ship_random_model(tmp_path_factory.mktemp("ship"), n_faces=40, image_size=64, backbone="lite1")
 
 
 def test_onnx_and_torch_agree(shipped):
