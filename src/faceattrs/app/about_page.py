@@ -22,17 +22,34 @@ def _card_section(card: str, title: str) -> str:
     return card[start + len(title) + 3 : end if end > 0 else None].strip()
 
 
+def describe_model(metadata: dict) -> str:
+    """One paragraph on what the shipped model is, from its metadata.
+
+    >>> describe_model({"training": {"backbone": "EfficientNet-Lite1, ImageNet weights", "n_train": 10}})[:44]
+    'One EfficientNet-Lite1 network (ImageNet-pre'
+    """
+    training = metadata["training"]
+    text = (
+        f"One {training['backbone'].split(',')[0]} network (ImageNet-pretrained) with three heads, trained on the "
+        f"UTKFace data set ({training['n_train']} training faces) on 2 CPU cores"
+    )
+    if training.get("descriptor_heads"):
+        text += (
+            ", and a second one, dlib's face-recognition ResNet (trained on identities only, never on these "
+            "labels), whose face descriptors feed ethnicity and gender heads that are averaged with the first "
+            "network's; both ship in one ONNX file"
+        )
+    else:
+        text += ", shipped as ONNX"
+    return text + ". Faces are detected with RetinaFace and aligned to UTKFace's crop geometry first."
+
+
 def render() -> None:
     st.title("About the model")
     metadata = json.loads(_asset("metadata.json").read_text())
     card = _asset("MODEL_CARD.md").read_text()
     m = metadata["metrics"]
-    st.markdown(
-        f"One {metadata['training']['backbone'].split(',')[0]} network (ImageNet-pretrained) with three heads, "
-        "trained on the UTKFace data set "
-        f"({metadata['training']['n_train']} training faces) on 2 CPU cores and shipped as ONNX. "
-        "Faces are detected with RetinaFace and aligned to UTKFace's crop geometry first."
-    )
+    st.markdown(describe_model(metadata))
     st.subheader("Measured performance")
     st.caption(m["part"] + f", {m['n']} faces")
     cols = st.columns(5)

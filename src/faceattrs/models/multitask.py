@@ -1,4 +1,4 @@
-"""The shipped network: EfficientNet-Lite (ImageNet) with three heads.
+"""The shipped model's first network: EfficientNet-Lite (ImageNet) with three heads.
 
 * age: logits over the integer ages 0..116 (a distribution; prediction is
   its expected value, uncertainty its standard deviation);
