@@ -198,7 +198,9 @@ def compact_names(model: onnx.ModelProto) -> onnx.ModelProto:
     """Short names for every internal edge and weight, one copy of each constant, no node names: the same graph.
 
     The exporter's names (``/model/blocks.3/blocks.3.1/conv_pwl/Conv_output_0``...) take about 0.8 MB
-    in a graph of 4,000 nodes; the outputs do not change.
+    in a graph of 4,000 nodes; the outputs do not change. Known limit: onnxruntime's static quantiser
+    writes an int8 graph of the result that does not load ("Duplicate definition of name"), while the
+    graph before this step quantises (benchmarks/quantization.py).
     """
     graph = model.graph
     keep = {v.name for v in [*graph.input, *graph.output]}
