@@ -43,9 +43,9 @@ from faceattrs.data.cache import load_faces
 from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, model_identity
 from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.preprocessing import to_model_input
-from faceattrs.training.descriptor_heads import log_softmax, to_onnx
+from faceattrs.training.descriptor_heads import log_softmax, run_batches, to_onnx
 from faceattrs.training.protocols import project_protocol
-from quantization import Batches
+from quantization import Batches, session
 from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
@@ -62,19 +62,6 @@ class AsIs(torch.nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images.permute(0, 3, 1, 2).float())
-
-
-def session(model: bytes | str) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    # Idle threads of one session would otherwise spin while another session runs and steal its cores.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
-def run(s: ort.InferenceSession, images: np.ndarray, desc: str) -> list[np.ndarray]:
-    outs = [s.run(None, {"images": images[i : i + 64]}) for i in tqdm(range(0, len(images), 64), desc=desc)]
-    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
 def faces_at(names: list[str], size: int) -> np.ndarray:
@@ -113,11 +100,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         single = Path(tmp) / "single.onnx"
         onnx.utils.extract_model(str(args.model_dir / MODEL_FILE), str(single), ["images"], SINGLE_PASS)
-        first = {"flip-averaged": session(str(args.model_dir / MODEL_FILE)), "single pass": session(str(single))}
+        first = {"flip-averaged": session(args.model_dir / MODEL_FILE, 2), "single pass": session(single, 2)}
     known = val.race >= 0
     firsts, first_rows = {}, {}
     for name, s in first.items():
-        age, eth, gender = run(s, val.images, name)
+        age, eth, gender = run_batches(s, val.images, desc=name)
         mean, _ = age_mean_sigma(age)
         t_eth, t_gender = fit_temperature(eth[known], val.race[known]), fit_temperature(gender, val.gender)
         firsts[name] = {"ethnicity": log_softmax(eth, t_eth), "gender": log_softmax(gender, t_gender)}
@@ -138,7 +125,7 @@ def main() -> None:
         "150 px chip from the 200 px crop": (graph(AsIs(net), 150), 150),
         shipped: (graph(FaceDescriptor(net), 128), 128),
     }
-    sessions = {name: (session(g.SerializeToString()), size) for name, (g, size) in graphs.items()}
+    sessions = {name: (session(g.SerializeToString(), 2), size) for name, (g, size) in graphs.items()}
     with tempfile.TemporaryDirectory() as tmp:
         fp32, pre, int8 = (Path(tmp) / f for f in ("fp32.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(graphs[shipped][0], fp32)
@@ -147,12 +134,12 @@ def main() -> None:
         quantize_static(str(pre), str(int8), Batches(train.images[pick]), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)  # fmt: skip
-        sessions["the same, int8 static"] = (session(str(int8)), 128)
+        sessions["the same, int8 static"] = (session(int8, 2), 128)
 
     rows, results = [], {"first_network": first_rows, "variants": {}}
     for name, (s, size) in sessions.items():
         images = model_inputs if size == base.input_size else faces_at(names, size)
-        x_train, x_val = standardised(run(s, images, name)[0], len(train))
+        x_train, x_val = standardised(run_batches(s, images, desc=name)[0], len(train))
         for task, y_train, y_val in (("ethnicity", train.race, val.race), ("gender", train.gender, val.gender)):
             kt, kv = y_train >= 0, y_val >= 0
             head = LogisticRegression(C=0.1, max_iter=3000).fit(x_train[kt], y_train[kt])

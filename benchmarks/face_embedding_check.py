@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from faceattrs.data.cache import load_faces
 from faceattrs.inference.attribute_model import AttributeModel, model_identity
+from faceattrs.training.descriptor_heads import fit_blend_weight
 from faceattrs.training.export import onnx_predictions
 from faceattrs.training.protocols import project_protocol
 from results_io import save_results
@@ -124,14 +125,13 @@ def standardised(values: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarr
 
 def blend_scores(shipped: np.ndarray, heads: np.ndarray, y: np.ndarray, halvings: int) -> dict[str, list[float]]:
     """Accuracy and macro-F1 of the shipped model alone and blended, weight fitted on the other half."""
-    grid = np.linspace(0, 1, 21)
     scores: dict[str, list[float]] = {k: [] for k in ("acc", "f1", "acc_blend", "f1_blend", "weight")}
     rng = np.random.default_rng(0)
     for _ in range(halvings):
         order = rng.permutation(len(y))
         halves = order[: len(y) // 2], order[len(y) // 2 :]
         for fit, held in (halves, halves[::-1]):
-            w = max(grid, key=lambda w: accuracy_score(y[fit], ((1 - w) * shipped[fit] + w * heads[fit]).argmax(1)))
+            w = fit_blend_weight(shipped[fit], heads[fit], y[fit])
             blend = ((1 - w) * shipped[held] + w * heads[held]).argmax(1)
             alone = shipped[held].argmax(1)
             scores["acc"].append(accuracy_score(y[held], alone))

@@ -80,12 +80,12 @@ def quantize(fp32: Path, calibration: np.ndarray, method: str, work: Path) -> Pa
     return out
 
 
-def session(path: Path, threads: int) -> ort.InferenceSession:
+def session(path: Path | bytes, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     # Idle threads of one session would otherwise spin while another session runs and steal its cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options)
+    return ort.InferenceSession(path if isinstance(path, bytes) else str(path), options)
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ from torch import nn
 from faceattrs.calibration import fit_temperature, softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
+from faceattrs.training.export import onnx_predictions
 
 TASKS = ("ethnicity", "gender")
 LITE_PREFIX = "lite/"
@@ -230,19 +231,15 @@ def compact_names(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def run_batches(session, images: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
+def run_batches(session, images: np.ndarray, batch_size: int = 64, desc: str = "descriptors") -> list[np.ndarray]:
     """All outputs of an onnxruntime session with one ``images`` input, batch by batch."""
     from tqdm import tqdm
 
     runs = [
         session.run(None, {"images": np.ascontiguousarray(images[i : i + batch_size])})
-        for i in tqdm(range(0, len(images), batch_size), desc="descriptors", leave=False)
+        for i in tqdm(range(0, len(images), batch_size), desc=desc, leave=False)
     ]
     return [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
-
-
-def _output_names(model: AttributeModel) -> list[str]:
-    return [o.name for o in model.session.get_outputs()]
 
 
 def add_descriptor_heads(
@@ -263,7 +260,7 @@ def add_descriptor_heads(
     session = ort.InferenceSession(descriptor_onnx.SerializeToString(), providers=["CPUExecutionProvider"])
     train, val = parts["train"], parts["val"]
     (train_d,), (val_d,) = run_batches(session, train.images), run_batches(session, val.images)
-    val_logits = dict(zip(_output_names(base), run_batches(base.session, val.images), strict=True))
+    val_logits, _, _ = onnx_predictions(base, val.images)
     temperatures = {"ethnicity": base.t_ethnicity, "gender": base.t_gender}
     heads, weights = {}, {}
     for task, y_train, y_val in (("ethnicity", train.race, val.race), ("gender", train.gender, val.gender)):
@@ -304,8 +301,7 @@ def add_descriptor_heads(
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
 
     # Temperatures of the blended scores, fitted on validation through the file that ships.
-    shipped = AttributeModel(out_dir)
-    out = dict(zip(_output_names(shipped), run_batches(shipped.session, val.images), strict=True))
+    out, _, _ = onnx_predictions(AttributeModel(out_dir), val.images)
     eth, gender = out["ethnicity_logits"], out["gender_logits"]
     known = val.race >= 0
     metadata["calibration"]["ethnicity_temperature"] = fit_temperature(eth[known], val.race[known])
