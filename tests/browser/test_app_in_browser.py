@@ -69,8 +69,11 @@ def test_upload_sample_photo_shows_result_cards(app_url, page):
 
 def test_about_page(app_url, page):
     page.goto(f"{app_url}/about", wait_until="networkidle")
-    page.get_by_text("Measured performance").wait_for(timeout=60_000)
-    body = page.inner_text("body")
-    assert "Age MAE" in body and "Intended use" in body and "Out of scope" in body
-    assert "in memory only" in body
+    # Wait for each text to be visible instead of reading one snapshot of the body: one CI run read the body after
+    # the last paragraph had arrived and still missed the metric label "Age MAE" (not reproduced here; a label
+    # briefly hidden while Streamlit lays it out would do it).
+    texts = ("Measured performance", "Age MAE", "Intended use", "Out of scope — do not use it for", "in memory only")
+    for text in texts:
+        page.get_by_text(text, exact=True).first.wait_for(timeout=60_000)
+    assert "Traceback" not in page.inner_text("body")
     page.screenshot(path=str(ARTIFACTS / "app_about.png"), full_page=True)
