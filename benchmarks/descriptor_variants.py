@@ -31,7 +31,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
@@ -45,7 +44,8 @@ from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.preprocessing import to_model_input
 from faceattrs.training.descriptor_heads import log_softmax, run_batches, to_onnx
 from faceattrs.training.protocols import project_protocol
-from quantization import Batches, session
+from faceattrs.training.quantize import quantize_int8
+from quantization import session
 from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
@@ -126,15 +126,9 @@ def main() -> None:
         shipped: (graph(FaceDescriptor(net), 128), 128),
     }
     sessions = {name: (session(g.SerializeToString(), 2), size) for name, (g, size) in graphs.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32, pre, int8 = (Path(tmp) / f for f in ("fp32.onnx", "pre.onnx", "int8.onnx"))
-        onnx.save(graphs[shipped][0], fp32)
-        quant_pre_process(str(fp32), str(pre))
-        pick = np.sort(np.random.default_rng(0).choice(len(train), 128, replace=False))
-        quantize_static(str(pre), str(int8), Batches(train.images[pick]), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)  # fmt: skip
-        sessions["the same, int8 static"] = (session(int8, 2), 128)
+    pick = np.sort(np.random.default_rng(0).choice(len(train), 128, replace=False))
+    int8 = quantize_int8(graphs[shipped][0], train.images[pick])
+    sessions["the same, int8 static"] = (session(int8.SerializeToString(), 2), 128)
 
     rows, results = [], {"first_network": first_rows, "variants": {}}
     for name, (s, size) in sessions.items():

@@ -30,53 +30,24 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quant_pre_process,
-    quantize_static,
-)
 
 from faceattrs.data.cache import load_faces
 from faceattrs.evaluation.metrics import Predictions
 from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, default_model_dir, model_identity
 from faceattrs.training.protocols import project_protocol
+from faceattrs.training.quantize import METHODS, quantize_int8
 from models import time_model  # sibling scripts: python puts benchmarks/ on the path
 from multitask_ablations import SCORE_HEADER, score_cells, scores
 from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")
-METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
-
-
-class Batches(CalibrationDataReader):
-    """Feeds prepared uint8 batches to the calibrator."""
-
-    def __init__(self, images: np.ndarray, batch: int = 32) -> None:
-        self.chunks = iter([np.ascontiguousarray(images[i : i + batch]) for i in range(0, len(images), batch)])
-
-    def get_next(self):
-        chunk = next(self.chunks, None)
-        return None if chunk is None else {"images": chunk}
 
 
 def quantize(fp32: Path, calibration: np.ndarray, method: str, work: Path) -> Path:
-    pre, out = work / "pre.onnx", work / f"int8_{method}.onnx"
-    if not pre.exists():
-        quant_pre_process(str(fp32), str(pre))
-    quantize_static(
-        str(pre),
-        str(out),
-        Batches(calibration),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=METHODS[method],
-    )
+    out = work / f"int8_{method}.onnx"
+    onnx.save(quantize_int8(fp32, calibration, method), out)
     return out
 
 

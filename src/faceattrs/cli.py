@@ -209,7 +209,7 @@ def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
     from faceattrs.data.cache import load_faces
     from faceattrs.inference.attribute_model import AttributeModel
     from faceattrs.training.descriptor_heads import add_descriptor_heads
-    from faceattrs.training.export import score_shipped
+    from faceattrs.training.export import score_part, score_shipped
     from faceattrs.training.protocols import project_protocol
 
     if not args.net.is_file():
@@ -218,7 +218,21 @@ def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
         raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
     base = AttributeModel(args.model_dir)
     parts = project_protocol(load_faces(args.data, base.input_size), args.split)
-    blend = add_descriptor_heads(args.model_dir, args.net, args.out, parts, version=args.version)
+    blend = add_descriptor_heads(
+        args.model_dir, args.net, args.out, parts, version=args.version, int8=args.int8_descriptors
+    )
+    if args.validation_only:  # for choosing between candidates before the test part is looked at
+        shipped = AttributeModel(args.out)
+        v, _ = score_part(shipped, parts["val"], shipped.metadata["calibration"])
+        (args.out / "validation.json").write_text(json.dumps(v, indent=1))
+        print(
+            f"wrote {args.out}/model.onnx ({(args.out / 'model.onnx').stat().st_size:,} bytes); head weights "
+            f"{blend.weights}\nvalidation: age MAE {v['age']['mae']:.4f}, CS@5 {v['age']['cs5']:.4f}, ethnicity "
+            f"{v['ethnicity']['accuracy']:.4f} (macro-F1 {v['ethnicity']['macro_f1']:.3f}), gender "
+            f"{v['gender']['accuracy']:.4f}, 90% range coverage "
+            f"{v['calibration']['age_interval']['all']['all']['coverage']:.4f}; test not scored"
+        )
+        return 0
     report = score_shipped(args.out, parts)
     print(
         f"wrote {args.out}/model.onnx (sha256 {report['sha256'][:12]}); head weights on validation "
@@ -462,6 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--model-dir", type=Path, default=Path("src/faceattrs/assets"), help="the exported base model")
     heads.add_argument("--out", type=Path, required=True)
     heads.add_argument("--version", required=True, help="model version written to metadata.json")
+    heads.add_argument(
+        "--int8-descriptors",
+        action="store_true",
+        help="quantise the descriptor network to int8 (ranges from 128 train faces) before fitting the heads",
+    )
+    heads.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="score the new model on validation only (to compare candidates before the test part is used)",
+    )
     heads.set_defaults(func=_cmd_add_descriptor_heads)
     return parser
 

@@ -39,10 +39,10 @@ def test_the_blended_model_is_the_base_model_plus_the_blend_graph(blended):
     before, after = base.raw(images), model.raw(images)
     # the age output is untouched, up to the float16 storage of the weights
     np.testing.assert_allclose(after["age_logits"], before["age_logits"], atol=2e-2)
+    descriptor = FaceDescriptor(DlibResNet(read_layers(root / "net.xml"))).eval()
     with torch.no_grad():
-        eth, gender = blend(
-            *(torch.from_numpy(a) for a in (images, before["ethnicity_logits"], before["gender_logits"]))
-        )
+        descriptors = descriptor(torch.from_numpy(images))
+        eth, gender = blend(descriptors, *(torch.from_numpy(before[f"{t}_logits"]) for t in ("ethnicity", "gender")))
     np.testing.assert_allclose(after["ethnicity_logits"], eth.numpy(), atol=2e-2)
     np.testing.assert_allclose(after["gender_logits"], gender.numpy(), atol=2e-2)
     assert model.metadata["training"]["descriptor_heads"]["head_weight"] == blend.weights
@@ -96,7 +96,24 @@ def test_blend_graph_weight_zero_keeps_the_model_and_one_keeps_the_head(tmp_path
     }
     images, eth, gender = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8), torch.randn(3, 5), torch.randn(3, 2)
     temperatures = {"ethnicity": 2.0, "gender": 0.5}
-    keep_model = BlendGraph(net, heads, temperatures, {"ethnicity": 0.0, "gender": 0.0})(images, eth, gender)
+    descriptors = net(images)
+    keep_model = BlendGraph(heads, temperatures, {"ethnicity": 0.0, "gender": 0.0})(descriptors, eth, gender)
     torch.testing.assert_close(keep_model[0], torch.log_softmax(eth / 2.0, 1))
-    keep_head = BlendGraph(net, heads, temperatures, {"ethnicity": 1.0, "gender": 1.0})(images, eth, gender)
-    torch.testing.assert_close(keep_head[1], torch.log_softmax(net(images) @ torch.ones(4, 2) + torch.arange(2.0), 1))
+    keep_head = BlendGraph(heads, temperatures, {"ethnicity": 1.0, "gender": 1.0})(descriptors, eth, gender)
+    torch.testing.assert_close(keep_head[1], torch.log_softmax(descriptors @ torch.ones(4, 2) + torch.arange(2.0), 1))
+
+
+def test_int8_descriptors_ship_a_quantised_network_close_to_the_float_one(blended, tmp_path):
+    import onnx
+
+    root, faces, _ = blended
+    parts = {"train": faces, "val": faces, "test": faces}
+    add_descriptor_heads(root / "model", root / "net.xml", tmp_path / "int8", parts, version="test", int8=True)
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "int8" / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    meta = json.loads((tmp_path / "int8" / "metadata.json").read_text())
+    assert meta["training"]["descriptor_heads"]["weights_stored_as"].startswith("descriptor network int8")
+    images = faces.images[:8]
+    int8, fp = AttributeModel(tmp_path / "int8").raw(images), AttributeModel(root / "blend").raw(images)
+    np.testing.assert_array_equal(int8["age_logits"], fp["age_logits"])  # the first network is not quantised
+    np.testing.assert_allclose(int8["gender_logits"], fp["gender_logits"], atol=0.3)

@@ -57,7 +57,7 @@ def _descriptor_heads(training: dict[str, Any]) -> list[str]:
         f"labels. Its 128-d face descriptors ({blend['input']}) feed {blend['heads']}; the ethnicity and gender "
         f"outputs are weighted means of both networks' log-probabilities (descriptor weight {w['ethnicity']:.2f} "
         f"for ethnicity, {w['gender']:.2f} for gender, chosen on validation). Age comes from the first network "
-        f"alone. Weights stored as {blend['weights_stored_as']}.",
+        f"alone. Weight storage: {blend['weights_stored_as']}.",
     ]
 
 

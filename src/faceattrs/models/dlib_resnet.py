@@ -45,35 +45,77 @@ def read_layers(xml_path: str | Path) -> list[Layer]:
     return layers[::-1]
 
 
+def fold_affine(layers: list[Layer]) -> list[Layer]:
+    """The layers with every ``affine_con`` that follows a ``con`` folded into that convolution's weights.
+
+    dlib stores batch norm as a per-channel scale and shift after each convolution. Left as a Mul
+    and an Add, they kept onnxruntime from fusing the convolutions with what follows and cost the
+    int8 graph a quantise/dequantise pair each; folded, the network computes the same function.
+
+    >>> con = ("con", {"num_filters": "1", "nr": "1", "nc": "1"}, np.array([2.0, 1.0], np.float32))
+    >>> affine = ("affine_con", {}, np.array([3.0, 0.5], np.float32))
+    >>> [(kind, values.tolist()) for kind, _, values in fold_affine([con, affine])]
+    [('con', [6.0, 3.5])]
+    """
+    folded: list[Layer] = []
+    for kind, attrs, values in layers:
+        if kind == "affine_con" and folded and folded[-1][0] == "con":
+            _, con_attrs, con_values = folded[-1]
+            n = int(con_attrs["num_filters"])
+            scale, shift = values[:n], values[n:]
+            weights = con_values[:-n].reshape(n, -1) * scale[:, None]
+            folded[-1] = ("con", con_attrs, np.concatenate([weights.ravel(), con_values[-n:] * scale + shift]))
+        else:
+            folded.append((kind, attrs, values))
+    return folded
+
+
+def _padded_to(x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """x zero-padded at the end of each (C, H, W) axis where ``other`` is larger; x itself if none is."""
+    c, h, w = (max(0, int(j) - int(i)) for i, j in zip(x.shape[1:], other.shape[1:], strict=True))
+    # the shapes are fixed by the input size, so the trace may read them as constants; F.pad rather
+    # than writing into a zero tensor: one ONNX Pad, not slow ScatterND chains
+    return F.pad(x, (0, w, 0, h, 0, c)) if c or h or w else x
+
+
 class DlibResNet(nn.Module):
     """float RGB chips (N, 3, H, W) in 0..255 -> 128-d descriptors, with dlib's semantics.
 
-    The weights are buffers, so an ONNX export stores them as initializers.
+    The weights are buffers, so an ONNX export stores them as initializers. Batch-norm layers are
+    folded into the convolutions before them (:func:`fold_affine`).
     """
 
     def __init__(self, layers: list[Layer]) -> None:
         super().__init__()
+        layers = fold_affine(layers)
         self.layers = [(kind, attrs) for kind, attrs, _ in layers]
+        # Shaped here, not in forward: sliced from a flat buffer inside the graph, the weights were no
+        # initializers, so onnxruntime could neither fold them nor quantise the convolutions.
         for i, (kind, attrs, values) in enumerate(layers):
             if kind == "input_rgb_image_sized":
                 self.register_buffer(f"p{i}", torch.tensor([float(attrs[c]) for c in "rgb"]).view(1, 3, 1, 1))
-            elif values is not None:
-                self.register_buffer(f"p{i}", torch.from_numpy(values.copy()))
+            elif kind == "con":
+                n, kh, kw = int(attrs["num_filters"]), int(attrs["nr"]), int(attrs["nc"])
+                self.register_buffer(f"p{i}", torch.from_numpy(values[:-n].reshape(n, -1, kh, kw).copy()))
+                self.register_buffer(f"b{i}", torch.from_numpy(values[-n:].copy()))
+            elif kind == "affine_con":  # only where no convolution precedes it
+                c = len(values) // 2
+                self.register_buffer(f"p{i}", torch.from_numpy(values[:c].reshape(1, c, 1, 1).copy()))
+                self.register_buffer(f"b{i}", torch.from_numpy(values[c:].reshape(1, c, 1, 1).copy()))
+            elif kind == "fc_no_bias":
+                self.register_buffer(f"p{i}", torch.from_numpy(values.reshape(-1, int(attrs["num_outputs"])).copy()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tags: dict[str, torch.Tensor] = {}
         for i, (kind, a) in enumerate(self.layers):
-            v = getattr(self, f"p{i}", None)
+            v, b = getattr(self, f"p{i}", None), getattr(self, f"b{i}", None)
             if kind == "input_rgb_image_sized":  # dlib subtracts the channel means and divides by 256
                 x = (x - v) / 256
             elif kind == "con":
-                n, c, kh, kw = int(a["num_filters"]), x.shape[1], int(a["nr"]), int(a["nc"])
-                w, b = v[: n * c * kh * kw].reshape(n, c, kh, kw), v[n * c * kh * kw :]
                 stride, pad = (int(a["stride_y"]), int(a["stride_x"])), (int(a["padding_y"]), int(a["padding_x"]))
-                x = F.conv2d(x, w, b, stride=stride, padding=pad)
+                x = F.conv2d(x, v, b, stride=stride, padding=pad)
             elif kind == "affine_con":  # batch norm folded by dlib: per-channel scale, then shift
-                c = x.shape[1]
-                x = x * v[:c].view(1, -1, 1, 1) + v[c:].view(1, -1, 1, 1)
+                x = x * v + b
             elif kind == "relu":
                 x = F.relu(x)
             elif kind == "max_pool":
@@ -86,14 +128,9 @@ class DlibResNet(nn.Module):
             elif kind.startswith("skip"):
                 x = tags[kind[4:]]
             elif kind == "add_prev":  # dlib adds tensors of different shapes as if zero-padded to the larger
-                p = tags[a["tag"]]
-                c, h, w = (max(i, j) for i, j in zip(x.shape[1:], p.shape[1:], strict=True))
-                # F.pad rather than writing into a zero tensor: one ONNX Pad, not slow ScatterND chains
-                x = F.pad(x, (0, w - x.shape[3], 0, h - x.shape[2], 0, c - x.shape[1])) + F.pad(
-                    p, (0, w - p.shape[3], 0, h - p.shape[2], 0, c - p.shape[1])
-                )
+                x = _padded_to(x, tags[a["tag"]]) + _padded_to(tags[a["tag"]], x)
             elif kind == "fc_no_bias":
-                x = x.flatten(1) @ v.reshape(-1, int(a["num_outputs"]))
+                x = x.flatten(1) @ v
             elif kind != "loss_metric":
                 raise ValueError(f"unknown dlib layer {kind}")
         return x

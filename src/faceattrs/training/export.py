@@ -203,6 +203,14 @@ def ship(
     return score_shipped(out_dir, parts, history, extra={"onnx_torch_max_abs_diff_age_logits": agreement})
 
 
+def score_part(model: AttributeModel, faces, calibration: dict[str, Any]) -> tuple[dict[str, Any], Predictions]:
+    """Metrics (with calibration figures) and predictions of an exported model on one part, through ONNX."""
+    logits, _, predictions = onnx_predictions(model, faces.images)
+    metrics = evaluate_predictions(predictions, faces.age, faces.gender, faces.race)
+    metrics["calibration"] = calibration_figures(logits, faces, calibration)
+    return metrics, predictions
+
+
 def score_shipped(
     out_dir: Path, parts: dict, history: list[dict[str, float]] | None = None, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -218,10 +226,7 @@ def score_shipped(
     report: dict[str, Any] = dict(extra or {})
     predictions = {}
     for name in ("val", "test"):
-        faces = parts[name]
-        logits, _, predictions[name] = onnx_predictions(shipped, faces.images)
-        report[name] = evaluate_predictions(predictions[name], faces.age, faces.gender, faces.race)
-        report[name]["calibration"] = calibration_figures(logits, faces, calibration)
+        report[name], predictions[name] = score_part(shipped, parts[name], calibration)
     title = "Shipped model, test part (ONNX)"
     write_report(report["test"], predictions["test"], parts["test"].age, out_dir / "report", title, history)
     t = report["test"]
