@@ -14,6 +14,9 @@ multitask model (``model.onnx`` + ``metadata.json``) and dlib's face-recognition
 4. the two networks merged into one graph, weights stored as float16 (computed in float32), the
    temperatures refitted on validation, then val and test scored through ONNX (``score_shipped``).
 
+With ``int8=True`` (``--int8-descriptors``; the tenth model) the descriptor network is quantised
+to int8 before step 1, so the heads are fitted on the descriptors that ship.
+
 The blend was measured first (``benchmarks/face_embedding_check.py``): on validation, weight
 cross-fitted on halves, ethnicity 87.1% -> 88.9% and gender 94.3% -> 95.3%.
 """
