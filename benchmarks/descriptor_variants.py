@@ -1,7 +1,7 @@
 """Which descriptor input, and which first-network pass, for the descriptor heads? Validation only.
 
-The ninth model blends ethnicity and gender read-outs of dlib's face-recognition ResNet into the
-sixth model (``faceattrs add-descriptor-heads``). This measures the choices behind it on the
+The ninth and tenth models blend ethnicity and gender read-outs of dlib's face-recognition ResNet
+into the sixth model (``faceattrs add-descriptor-heads``; the tenth with the int8 descriptor network). This measures the choices behind it on the
 validation part, with the blend weight fitted on one half and scored on the other
 (``face_embedding_check.blend_scores``), and the speed of each piece in the same run:
 
