@@ -1,9 +1,10 @@
 """Which descriptor input, and which first-network pass, for the descriptor heads? Validation only.
 
 The ninth and tenth models blend ethnicity and gender read-outs of dlib's face-recognition ResNet
-into the sixth model (``faceattrs add-descriptor-heads``; the tenth with the int8 descriptor network). This measures the choices behind it on the
-validation part, with the blend weight fitted on one half and scored on the other
-(``face_embedding_check.blend_scores``), and the speed of each piece in the same run:
+into the sixth model (``faceattrs add-descriptor-heads``; the tenth with the int8 descriptor
+network). This measures the choices behind them on the validation part, with the blend weight fitted
+on one half and scored on the other (``face_embedding_check.blend_scores``), and the speed of each
+piece in the same run:
 
 * the descriptor network's input: 112 or 150 px chips resized from the 200 px crop, the model's own
   128 px input as it is, or that input upscaled to 150 px inside the graph (shipped), also as a
