@@ -117,3 +117,35 @@ def test_int8_descriptors_ship_a_quantised_network_close_to_the_float_one(blende
     int8, fp = AttributeModel(tmp_path / "int8").raw(images), AttributeModel(root / "blend").raw(images)
     np.testing.assert_array_equal(int8["age_logits"], fp["age_logits"])  # the first network is not quantised
     np.testing.assert_allclose(int8["gender_logits"], fp["gender_logits"], atol=0.3)
+
+
+def test_attach_feeds_the_second_graph_from_the_first():
+    from faceattrs.training.descriptor_heads import attach
+
+    class First(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(4, 3)
+
+        def forward(self, images):
+            return self.a(images)
+
+    class Second(torch.nn.Module):  # exported alone, its names ("a.weight", "/a/Gemm"...) clash with First's
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 5), torch.nn.Linear(2, 5)
+
+        def forward(self, descriptors, extra):
+            return self.a(descriptors) * self.b(extra)
+
+    torch.manual_seed(0)
+    first, second = First(), Second()
+    g1 = to_onnx(first, (torch.zeros(2, 4),), ["images"], ["descriptors"])
+    g2 = to_onnx(second, (torch.zeros(2, 3), torch.zeros(2, 2)), ["descriptors", "extra"], ["out"])
+    both = attach(g1, g2, "second/")
+    assert [v.name for v in both.graph.input] == ["images", "extra"]
+    assert [v.name for v in both.graph.output] == ["out"]  # "descriptors" is consumed inside
+    x, extra = torch.randn(3, 4), torch.randn(3, 2)
+    got = ort.InferenceSession(both.SerializeToString()).run(None, {"images": x.numpy(), "extra": extra.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, second(first(x), extra).numpy(), rtol=1e-5, atol=1e-5)
