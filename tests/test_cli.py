@@ -46,3 +46,23 @@ def test_bad_arguments_exit_2():
     with pytest.raises(SystemExit) as exc:
         main(["train", "--recipe", "nope", "--out", "x"])
     assert exc.value.code == 2
+
+
+def test_add_descriptor_heads_validation_only_leaves_the_test_part_alone(face_folder, tmp_path, monkeypatch, capsys):
+    from tests.conftest import ship_random_model
+    from tests.models.test_dlib_resnet import write_tiny_net
+
+    monkeypatch.setenv("FACEATTRS_CACHE", str(tmp_path / "cache"))
+    split = tmp_path / "split.csv"
+    assert main(["data", "split", str(face_folder), "--out", str(split)]) == 0
+    base, _, _ = ship_random_model(tmp_path / "base", n_faces=20, image_size=64, backbone="lite1")
+    write_tiny_net(tmp_path / "net.xml", outputs=16)
+    out = tmp_path / "candidate"
+    args = ["--net", str(tmp_path / "net.xml"), "--model-dir", str(base), "--out", str(out), "--version", "c"]
+    common = ["--data", str(face_folder), "--split", str(split)]
+    assert main(["add-descriptor-heads", *args, "--validation-only", "--int8-descriptors", *common]) == 0
+    assert "test not scored" in capsys.readouterr().out
+    assert json.loads((out / "validation.json").read_text())["gender"]["n"] > 0
+    assert not (out / "report.json").exists() and not (out / "MODEL_CARD.md").exists()
+    blend = json.loads((out / "metadata.json").read_text())["training"]["descriptor_heads"]
+    assert "int8" in blend["weights_stored_as"]
