@@ -48,9 +48,9 @@ def read_layers(xml_path: str | Path) -> list[Layer]:
 def fold_affine(layers: list[Layer]) -> list[Layer]:
     """The layers with every ``affine_con`` that follows a ``con`` folded into that convolution's weights.
 
-    dlib stores batch norm as a per-channel scale and shift after each convolution. Left as a Mul
-    and an Add, they kept onnxruntime from fusing the convolutions with what follows and cost the
-    int8 graph a quantise/dequantise pair each; folded, the network computes the same function.
+    dlib stores batch norm as a per-channel scale and shift after each convolution. Folded, each
+    convolution is one node for onnxruntime to fuse and quantise as a unit, and the network computes
+    the same function (float speed unchanged: 349 against 350 faces/s at batch 32 in one run).
 
     >>> con = ("con", {"num_filters": "1", "nr": "1", "nc": "1"}, np.array([2.0, 1.0], np.float32))
     >>> affine = ("affine_con", {}, np.array([3.0, 0.5], np.float32))
