@@ -45,7 +45,7 @@ from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.preprocessing import to_model_input
 from faceattrs.training.descriptor_heads import log_softmax, run_batches, to_onnx
 from faceattrs.training.protocols import project_protocol
-from faceattrs.training.quantize import quantize_int8
+from faceattrs.training.quantize import calibration_sample, quantize_int8
 from quantization import session
 from results_io import save_results
 
@@ -127,8 +127,7 @@ def main() -> None:
         shipped: (graph(FaceDescriptor(net), 128), 128),
     }
     sessions = {name: (session(g.SerializeToString(), 2), size) for name, (g, size) in graphs.items()}
-    pick = np.sort(np.random.default_rng(0).choice(len(train), 128, replace=False))
-    int8 = quantize_int8(graphs[shipped][0], train.images[pick])
+    int8 = quantize_int8(graphs[shipped][0], calibration_sample(train.images))
     sessions["the same, int8 static"] = (session(int8.SerializeToString(), 2), 128)
 
     rows, results = [], {"first_network": first_rows, "variants": {}}

@@ -38,7 +38,7 @@ from faceattrs.data.cache import load_faces
 from faceattrs.evaluation.metrics import Predictions
 from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, default_model_dir, model_identity
 from faceattrs.training.protocols import project_protocol
-from faceattrs.training.quantize import METHODS, quantize_int8
+from faceattrs.training.quantize import METHODS, calibration_sample, quantize_int8
 from models import time_model  # sibling scripts: python puts benchmarks/ on the path
 from multitask_ablations import SCORE_HEADER, score_cells, scores
 from results_io import save_results
@@ -75,8 +75,7 @@ def main() -> None:
     shipped = AttributeModel(model_dir, threads=args.threads)  # checks the sha256; its calibration is reused
     size = shipped.input_size
     parts = project_protocol(load_faces(DATA, size, progress=False))
-    pick = np.random.default_rng(0).choice(len(parts["train"]), args.calibration_faces, replace=False)
-    calibration = parts["train"].images[np.sort(pick)]
+    calibration = calibration_sample(parts["train"].images, args.calibration_faces)
     val = parts["val"]
 
     with tempfile.TemporaryDirectory() as tmp:

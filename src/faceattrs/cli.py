@@ -201,7 +201,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
             f"{report['onnx_torch_max_abs_diff_age_logits']:.2e}"
         )
-    print(f"{what}\n{_test_summary(report)}; card and report in {args.out}")
+    print(f"{what}\n{_summary(report['test'])}; card and report in {args.out}")
     return 0
 
 
@@ -227,27 +227,25 @@ def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
         (args.out / "validation.json").write_text(json.dumps(v, indent=1))
         print(
             f"wrote {args.out}/model.onnx ({(args.out / 'model.onnx').stat().st_size:,} bytes); head weights "
-            f"{blend.weights}\nvalidation: age MAE {v['age']['mae']:.4f}, CS@5 {v['age']['cs5']:.4f}, ethnicity "
-            f"{v['ethnicity']['accuracy']:.4f} (macro-F1 {v['ethnicity']['macro_f1']:.3f}), gender "
-            f"{v['gender']['accuracy']:.4f}, 90% range coverage "
-            f"{v['calibration']['age_interval']['all']['all']['coverage']:.4f}; test not scored"
+            f"{blend.weights}\n{_summary(v, 'validation', digits=4)}; test not scored"
         )
         return 0
     report = score_shipped(args.out, parts)
     print(
         f"wrote {args.out}/model.onnx (sha256 {report['sha256'][:12]}); head weights on validation "
-        f"{blend.weights}\n{_test_summary(report)}; card and report in {args.out}"
+        f"{blend.weights}\n{_summary(report['test'])}; card and report in {args.out}"
     )
     return 0
 
 
-def _test_summary(report: dict) -> str:
-    t = report["test"]
+def _summary(metrics: dict, part: str = "test", digits: int = 2) -> str:
+    """One line of a part's headline figures (age MAE to ``digits`` places, the rates to one more)."""
+    m, rate = metrics, digits + 1
     return (
-        f"test: age MAE {t['age']['mae']:.2f}, CS@5 {t['age']['cs5']:.3f}, ethnicity "
-        f"{t['ethnicity']['accuracy']:.4f} (macro-F1 {t['ethnicity']['macro_f1']:.3f}), gender "
-        f"{t['gender']['accuracy']:.4f}, 90% range coverage "
-        f"{t['calibration']['age_interval']['all']['all']['coverage']:.3f}"
+        f"{part}: age MAE {m['age']['mae']:.{digits}f}, CS@5 {m['age']['cs5']:.{rate}f}, ethnicity "
+        f"{m['ethnicity']['accuracy']:.4f} (macro-F1 {m['ethnicity']['macro_f1']:.3f}), gender "
+        f"{m['gender']['accuracy']:.4f}, 90% range coverage "
+        f"{m['calibration']['age_interval']['all']['all']['coverage']:.{rate}f}"
     )
 
 

