@@ -15,7 +15,7 @@ from faceattrs.inference.attribute_model import model_identity
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 #: benchmarks that measure the shipped model, and so must name the one they measured
-#: (quantization.py measured version 6, the first network of versions 9 and 10: the int8 graph
+#: (quantization.py measured version 6, the first network of versions 9 to 11: the int8 graph
 #: onnxruntime's quantiser writes from version 9's compacted file does not load; the README says so)
 OF_THE_SHIPPED_MODEL = ("alignment_check", "ethnicity_decision", "load_api", "models", "pipeline_speed")
 

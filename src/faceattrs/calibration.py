@@ -12,6 +12,10 @@ with numpy alone.
   ``[mu - q sigma, mu + q sigma]`` holds the true age for ``coverage`` of faces
   drawn like the validation faces, with widths that follow the network's own
   uncertainty (narrow for toddlers, wide for the elderly).
+* **The age shown** is the median of the network's distribution over whole
+  years: the point that minimises the expected absolute error in years (the
+  mean minimises the squared error). Model folders written before version 11
+  used the mean and say so in their metadata (``age_point``).
 
 >>> import numpy as np
 >>> softmax(np.array([[0.0, np.log(3.0)]]))
@@ -83,6 +87,24 @@ def age_mean_sigma(age_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = p @ ages
     var = p @ ages**2 - mean**2
     return mean, np.sqrt(np.clip(var, 1e-6, None))
+
+
+def age_median(age_logits: np.ndarray) -> np.ndarray:
+    """The median of the network's age distribution: the smallest whole age whose cumulative probability reaches 1/2.
+
+    Labels are whole years, so the point with the least expected absolute error is a whole year.
+
+    >>> age_median(np.log(np.array([[0.1, 0.3, 0.2, 0.4]])))  # mean 1.9, median 2
+    array([2.])
+    """
+    cumulative = softmax(age_logits).cumsum(axis=1)
+    return (cumulative >= 0.5 - 1e-9).argmax(axis=1).astype(np.float64)
+
+
+AGE_POINTS = {"mean": lambda logits: age_mean_sigma(logits)[0], "median": age_median}
+"""How a model folder turns its age distribution into the one age it shows (metadata ``age_point``)."""
+AGE_POINT = "median"
+"""The rule new model folders are written with."""
 
 
 def conformal_quantile(scores: np.ndarray, coverage: float) -> float:

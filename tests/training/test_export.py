@@ -39,6 +39,23 @@ def test_shipped_model_predicts_calibrated_outputs(shipped):
     assert len(model.predict(np.zeros((0, 200, 200, 3), np.uint8))) == 0
 
 
+def test_new_models_show_the_median_age_and_older_folders_keep_the_mean(shipped, tmp_path):
+    from faceattrs.calibration import age_mean_sigma, age_median
+
+    model_dir, _, _ = shipped
+    images = np.random.default_rng(0).integers(0, 256, (8, 200, 200, 3), dtype=np.uint8)
+    model = AttributeModel(model_dir)
+    assert model.metadata["calibration"]["age_point"] == "median"
+    logits = model.raw(model.prepare(images))["age_logits"]
+    np.testing.assert_array_equal(model.predict(images).age, age_median(logits))
+
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    del meta["calibration"]["age_point"]  # as written before model version 11
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    (tmp_path / "model.onnx").write_bytes((model_dir / "model.onnx").read_bytes())
+    np.testing.assert_allclose(AttributeModel(tmp_path).predict(images).age, age_mean_sigma(logits)[0])
+
+
 def test_corrupted_or_swapped_model_fails_loudly(shipped, tmp_path):
     model_dir, _, _ = shipped
     for name in ("model.onnx", "metadata.json"):
@@ -61,6 +78,7 @@ def test_model_card_is_rendered_from_measured_figures(shipped):
     assert "## Out of scope" in card and "non-commercial research only" in card
     assert f"{report['test']['age']['mae']:.2f}" in card
     assert "| all | all |" in card  # overall coverage row
+    assert "the age shown is its median" in card
 
 
 def test_rescoring_a_shipped_model_gives_the_same_figures_and_leaves_it_alone(shipped, tmp_path):

@@ -27,7 +27,7 @@ class FaceOut(BaseModel):
     w: float
     h: float
     det_score: float
-    age: float = Field(description="expected apparent age in years")
+    age: float = Field(description="apparent age in years: the median of the model's age distribution")
     age_low: float = Field(description="lower end of the 90% conformal age range")
     age_high: float
     gender: Literal["male", "female"]

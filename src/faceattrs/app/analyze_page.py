@@ -68,7 +68,7 @@ def _face_card(face: Face) -> None:
             if face.crop is not None:
                 st.image(face.crop, caption="what the model saw", width=120)
         with info_col:
-            st.metric("Age", f"{face.age:.0f}", help="expected apparent age")
+            st.metric("Age", f"{face.age:.0f}", help="apparent age: the median of the model's age distribution")
             st.write(f"90% range: **{face.age_low:.0f}–{face.age_high:.0f}** years")
             st.write(f"Gender: **{face.gender}** ({face.gender_prob:.0%})")
             st.write(f"Ethnicity: **{face.ethnicity}** ({face.ethnicity_prob:.0%})")

@@ -16,6 +16,12 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
+def _age_point(metadata: dict[str, Any]) -> str:
+    if metadata["calibration"].get("age_point", "mean") == "median":
+        return "the age shown is its median, in whole years: the point with the least expected absolute error"
+    return "prediction = expected value"
+
+
 def _low_res(settings: dict[str, Any]) -> str:
     if not settings.get("low_res_epochs"):
         return ""
@@ -99,7 +105,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"- Backbone: {training['backbone']}, Apache-2.0; no face-attribute pretraining. "
         f"Input {metadata['input']['model_size']}×"
         f"{metadata['input']['model_size']} RGB, resized from the aligned crop.",
-        "- Heads: age as a softmax over 0..116 years (prediction = expected value), ethnicity (5), gender (2).",
+        f"- Heads: age as a softmax over 0..116 years ({_age_point(metadata)}), ethnicity (5), gender (2).",
         f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs"
         f"{_low_res(settings)}, age loss `{settings.get('age_loss')}`, "
         f"augmentation {'on' if settings.get('augment') else 'off'}, "

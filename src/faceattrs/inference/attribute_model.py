@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from faceattrs.calibration import AgeInterval, age_mean_sigma, softmax
+from faceattrs.calibration import AGE_POINTS, AgeInterval, age_mean_sigma, softmax
 from faceattrs.preprocessing import to_model_input
 
 MODEL_FILE = "model.onnx"
@@ -60,7 +60,7 @@ def sha256_of(path: Path) -> str:
 class AttributePredictions:
     """Calibrated predictions for N aligned faces (row-aligned arrays)."""
 
-    age: np.ndarray  # (N,) expected age, years
+    age: np.ndarray  # (N,) the age shown, years (the median of the age distribution; see calibration.AGE_POINTS)
     age_low: np.ndarray  # (N,) lower end of the conformal range
     age_high: np.ndarray
     gender_proba: np.ndarray  # (N, 2) male, female
@@ -97,6 +97,8 @@ class AttributeModel:
         self.t_ethnicity: float = calibration["ethnicity_temperature"]
         self.t_gender: float = calibration["gender_temperature"]
         self.interval = AgeInterval(**calibration["age_interval"])
+        # Folders written before model version 11 showed the distribution's mean; they keep their rule.
+        self.age_point: str = calibration.get("age_point", "mean")
 
     @property
     def ethnicities(self) -> list[str]:
@@ -130,7 +132,7 @@ class AttributeModel:
         mean, sigma = age_mean_sigma(out["age_logits"])
         low, high = self.interval.bounds(mean, sigma)
         return AttributePredictions(
-            age=mean,
+            age=AGE_POINTS[self.age_point](out["age_logits"]),
             age_low=low,
             age_high=high,
             gender_proba=softmax(out["gender_logits"], self.t_gender),

@@ -1,7 +1,7 @@
 """The shipped model's first network: EfficientNet-Lite (ImageNet) with three heads.
 
-* age: logits over the integer ages 0..116 (a distribution; prediction is
-  its expected value, uncertainty its standard deviation);
+* age: logits over the integer ages 0..116 (a distribution; the age shown is
+  its median, uncertainty comes from its standard deviation);
 * ethnicity: 5 logits; gender: 2 logits.
 
 The backbone is EfficientNet-Lite1, Lite0 (the same width, 16 blocks instead

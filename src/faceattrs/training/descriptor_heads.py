@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
-from faceattrs.calibration import fit_temperature, softmax
+from faceattrs.calibration import AGE_POINT, fit_temperature, softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
-from faceattrs.training.export import onnx_predictions
+from faceattrs.training.export import AGE_LOGITS_OUTPUT, onnx_predictions
 from faceattrs.training.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
 
 TASKS = ("ethnicity", "gender")
@@ -321,7 +321,8 @@ def add_descriptor_heads(
     metadata.pop("metrics", None)
     metadata |= {"version": version, "created": dt.date.today().isoformat()}
     metadata["sha256"] = hashlib.sha256(model_bytes).hexdigest()
-    metadata["outputs"] |= {
+    metadata["calibration"]["age_point"] = AGE_POINT
+    metadata["outputs"] |= {"age_logits": AGE_LOGITS_OUTPUT} | {
         f"{task}_logits": f"(batch, {len(heads[task].bias)}): blended log-probability scores of the two networks; "
         f"divide by {task}_temperature before softmax"
         for task in TASKS

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from faceattrs.calibration import (
+    AGE_POINT,
     AgeInterval,
     age_mean_sigma,
     expected_calibration_error,
@@ -37,6 +38,10 @@ from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, Attri
 from faceattrs.models.multitask import describe_backbone
 from faceattrs.training.distill import describe_teachers
 from faceattrs.training.recipes import Recipe
+
+AGE_LOGITS_OUTPUT = (
+    "(batch, 117): logits over ages 0..116; the age shown is their distribution's median (calibration.age_point)"
+)
 
 OUTPUT_NAMES = {
     "multitask": ["age_logits", "ethnicity_logits", "gender_logits"],
@@ -93,6 +98,7 @@ def fit_calibration(val: Predictions, age: np.ndarray, gender: np.ndarray, race:
         "ethnicity_temperature": fit_temperature(val.ethnicity_logits[known], race[known]),
         "gender_temperature": fit_temperature(val.gender_logits, gender),
         "age_interval": asdict(AgeInterval.fit(mean, sigma, age, coverage=coverage)),
+        "age_point": AGE_POINT,
     }
 
 
@@ -178,7 +184,7 @@ def ship(
             "flip_tta_in_graph": recipe.tta_flip,
         },
         "outputs": {
-            "age_logits": "(batch, 117): logits over ages 0..116; age = expected value",
+            "age_logits": AGE_LOGITS_OUTPUT,
             "ethnicity_logits": "(batch, 5): divide by ethnicity_temperature before softmax",
             "gender_logits": "(batch, 2): divide by gender_temperature before softmax",
         },

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from faceattrs.calibration import age_median
 from faceattrs.evaluation.metrics import Predictions
 from faceattrs.models.seed import SEED_INPUT_SIZE, SeedAgeNet, SeedEthnicityNet
 from faceattrs.training.augment import Augment
@@ -190,10 +191,8 @@ def lite_normalize(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
 
 
 def multitask_predictions(out: dict[str, torch.Tensor]) -> Predictions:
-    p_age = out["age"].softmax(1)
-    ages = torch.arange(p_age.shape[1], dtype=p_age.dtype)
     return Predictions(
-        age=(p_age * ages).sum(1).numpy(),
+        age=age_median(out["age"].numpy()),
         ethnicity_proba=out["ethnicity"].softmax(1).numpy(),
         gender_proba=out["gender"].softmax(1).numpy(),
         age_logits=out["age"].numpy(),
