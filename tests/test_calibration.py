@@ -1,6 +1,6 @@
 import numpy as np
 
-from faceattrs.calibration import AGE_POINTS, age_mean_sigma, age_median
+from faceattrs.calibration import AGE_POINTS, AgeInterval, age_mean_sigma, age_median, fit_temperature, nll, softmax
 
 
 def test_the_median_is_the_whole_age_with_the_least_expected_absolute_error():
@@ -23,3 +23,27 @@ def test_a_long_right_tail_pulls_the_mean_but_not_the_median():
     assert age_median(logits)[0] == 26
     assert AGE_POINTS["mean"](logits)[0] > 35
     assert set(AGE_POINTS) == {"mean", "median"}
+
+
+def test_temperature_scaling_lowers_the_nll_of_overconfident_logits_and_keeps_the_class():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 5, 4000)
+    logits = 8.0 * np.eye(5)[labels] + rng.normal(0, 4, (4000, 5))  # right 80% of the time, sure 99% of it
+    fit, held = slice(0, 2000), slice(2000, None)
+    t = fit_temperature(logits[fit], labels[fit])
+    assert t > 1
+    assert nll(logits[held], labels[held], t) < nll(logits[held], labels[held]) - 0.1
+    np.testing.assert_array_equal(softmax(logits, t).argmax(1), logits.argmax(1))
+
+
+def test_the_conformal_age_range_covers_new_faces_at_the_asked_rate():
+    rng = np.random.default_rng(2)
+    n = 20000
+    sigma = rng.uniform(1, 12, n)
+    mean = rng.uniform(1, 90, n)
+    age = mean + rng.standard_t(5, n) * sigma  # heavier tails than the network's sigma suggests
+    fit, held = slice(0, 4000), slice(4000, None)
+    interval = AgeInterval.fit(mean[fit], sigma[fit], age[fit], coverage=0.9)
+    low, high = interval.bounds(mean[held], sigma[held])
+    covered = ((age[held] >= low) & (age[held] <= high)).mean()
+    assert 0.88 <= covered <= 0.92

@@ -26,9 +26,10 @@ def measured(shared_utkface):
     return model.metadata["metrics"], metrics, float(inside.mean())
 
 
-def test_age_mae_holds(measured):
+def test_age_mae_and_cs5_hold(measured):
     claimed, metrics, _ = measured
     assert metrics["age"]["mae"] <= claimed["age_mae"] + 0.05
+    assert metrics["age"]["cs5"] >= claimed["age_cs5"] - 0.005
 
 
 def test_ethnicity_and_gender_accuracy_hold(measured):
