@@ -52,6 +52,7 @@ def test_sample_photo_renders_a_card_per_face():
     assert "90% range:" in text and "Gender: **" in text and "Ethnicity: **" in text
     ages = [float(m.value) for m in at.metric]
     assert len(ages) == 5 and all(0 <= a <= 116 for a in ages)
+    assert len(at.get("vega_lite_chart")) == 10  # an ethnicity and an age chart per face
     assert [d.label for d in at.get("download_button")][:3] == ["Annotated PNG", "Results CSV", "Results JSON"]
 
 
@@ -85,3 +86,20 @@ def test_about_page_names_both_networks_of_a_model_with_descriptor_heads():
     assert alone.startswith("One EfficientNet-Lite1 network") and "dlib" not in alone
     blended = describe_model({"training": training | {"descriptor_heads": {"head_weight": {}}}})
     assert "dlib's face-recognition ResNet" in blended and "one ONNX file" in blended
+
+
+def test_age_chart_splits_the_distribution_at_the_range():
+    import numpy as np
+
+    from faceattrs.app.analyze_page import age_chart
+    from faceattrs.inference.analyzer import Face
+
+    probs = np.exp(-0.5 * ((np.arange(117) - 30) / 4.0) ** 2)
+    probs /= probs.sum()
+    face = Face(0, (0, 0, 1, 1), 1.0, [], 30.0, 23.4, 37.2, "female", 0.9, "asian", 0.8, {}, age_probs=probs)
+    chart = age_chart(face)
+    assert chart["age"].iloc[0] == 15 and chart["age"].iloc[-1] == 46
+    inside = chart[chart["in the 90% range"] > 0]["age"]
+    assert inside.min() == 24 and inside.max() == 37
+    assert (chart["in the 90% range"] * chart["outside"] == 0).all()
+    np.testing.assert_allclose(chart["in the 90% range"] + chart["outside"], face.age_probs[15:47])

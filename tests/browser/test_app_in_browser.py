@@ -65,6 +65,10 @@ def test_upload_sample_photo_shows_result_cards(app_url, page):
     assert "90% range:" in body and "Gender:" in body and "Ethnicity:" in body
     assert "Annotated PNG" in body and "Traceback" not in body
     page.screenshot(path=str(ARTIFACTS / "app_result.png"), full_page=True)
+    # each face card draws two charts: ethnicity probabilities and the age distribution
+    page.locator(".vega-embed").nth(9).wait_for(timeout=60_000)
+    page.get_by_text("Face 1", exact=True).evaluate("heading => heading.scrollIntoView()")
+    page.screenshot(path=str(ARTIFACTS / "app_faces.png"))
 
 
 def test_about_page(app_url, page):

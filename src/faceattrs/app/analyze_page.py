@@ -10,6 +10,7 @@ import io
 import json
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -60,13 +61,25 @@ def _inputs() -> list[tuple[str, bytes]]:
     return inputs
 
 
+def age_chart(face: Face, margin: int = 8) -> pd.DataFrame:
+    """The network's age distribution around the face's 90% range, split into inside and outside it."""
+    first = max(0, int(face.age_low) - margin)
+    last = min(len(face.age_probs) - 1, int(np.ceil(face.age_high)) + margin)
+    ages = np.arange(first, last + 1)
+    probs = face.age_probs[first : last + 1]
+    inside = (ages >= face.age_low) & (ages <= face.age_high)
+    return pd.DataFrame(
+        {"age": ages, "in the 90% range": np.where(inside, probs, 0.0), "outside": np.where(inside, 0.0, probs)}
+    )
+
+
 def _face_card(face: Face) -> None:
     with st.container(border=True):
         st.markdown(f"#### Face {face.index + 1}")
         crop_col, info_col = st.columns([1, 2])
         with crop_col:
             if face.crop is not None:
-                st.image(face.crop, caption="what the model saw", width=120)
+                st.image(face.crop, caption="what the model saw", width="stretch")
         with info_col:
             st.metric("Age", f"{face.age:.0f}", help="apparent age: the median of the model's age distribution")
             st.write(f"90% range: **{face.age_low:.0f}–{face.age_high:.0f}** years")
@@ -74,6 +87,8 @@ def _face_card(face: Face) -> None:
             st.write(f"Ethnicity: **{face.ethnicity}** ({face.ethnicity_prob:.0%})")
         chart = pd.DataFrame({"probability": face.ethnicity_probs}).rename_axis("ethnicity")
         st.bar_chart(chart, horizontal=True, height=170, y_label="", x_label="probability")
+        if face.age_probs is not None:
+            st.bar_chart(age_chart(face), x="age", height=230, x_label="age (years)", y_label="", stack=True)
         if face.quality_flags:
             st.warning(
                 "Treat with care: the face is " + " and ".join(face.quality_flags) + ", so these estimates are "

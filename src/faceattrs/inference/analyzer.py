@@ -48,9 +48,11 @@ class Face:
     quality_flags: list[str] = field(default_factory=list)
     #: the aligned crop the model saw (200x200 RGB); not serialised
     crop: np.ndarray | None = field(default=None, repr=False)
+    #: the network's probability of each age 0..116 (``age`` is its median); not serialised
+    age_probs: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "crop"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("crop", "age_probs")}
         out["box"] = [round(v, 1) for v in self.box]
         return out
 
@@ -219,4 +221,5 @@ class Analyzer:
             ethnicity_probs={n: float(p) for n, p in zip(names, eth, strict=True)},
             quality_flags=flags,
             crop=f["crop"] if self.keep_crops else None,
+            age_probs=preds.age_proba[i],
         )

@@ -65,6 +65,7 @@ class AttributePredictions:
     age_high: np.ndarray
     gender_proba: np.ndarray  # (N, 2) male, female
     ethnicity_proba: np.ndarray  # (N, 5) white, black, asian, indian, others
+    age_proba: np.ndarray  # (N, 117) the network's distribution over the ages 0..116
 
     def __len__(self) -> int:
         return len(self.age)
@@ -124,7 +125,7 @@ class AttributeModel:
             parts.append(self.raw(self.prepare(crops[start : start + batch_size])))
         if not parts:
             empty = np.zeros(0)
-            return AttributePredictions(empty, empty, empty, np.zeros((0, 2)), np.zeros((0, 5)))
+            return AttributePredictions(empty, empty, empty, np.zeros((0, 2)), np.zeros((0, 5)), np.zeros((0, 117)))
         out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return self.calibrate(out)
 
@@ -137,4 +138,5 @@ class AttributeModel:
             age_high=high,
             gender_proba=softmax(out["gender_logits"], self.t_gender),
             ethnicity_proba=softmax(out["ethnicity_logits"], self.t_ethnicity),
+            age_proba=softmax(out["age_logits"]),
         )
