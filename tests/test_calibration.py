@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 import numpy as np
 
 from faceattrs.calibration import AGE_POINTS, AgeInterval, age_mean_sigma, age_median, fit_temperature, nll, softmax
@@ -47,3 +49,26 @@ def test_the_conformal_age_range_covers_new_faces_at_the_asked_rate():
     low, high = interval.bounds(mean[held], sigma[held])
     covered = ((age[held] >= low) & (age[held] <= high)).mean()
     assert 0.88 <= covered <= 0.92
+
+
+def test_the_quantile_range_covers_new_faces_and_always_holds_the_age_shown():
+    from faceattrs.calibration import QuantileAgeInterval, age_interval
+
+    rng = np.random.default_rng(3)
+    centre = rng.integers(2, 90, 6000)
+    spread = rng.uniform(2, 9, 6000)
+    logits = -0.5 * ((np.arange(117) - centre[:, None]) / spread[:, None]) ** 2
+    too_sure = np.round(centre + rng.normal(0, 0.6 * spread))  # narrower than the network believes: delta < 0
+    interval = QuantileAgeInterval.fit(logits[:3000], too_sure[:3000], coverage=0.9)
+    assert interval.delta < 0
+    low, high = interval.bounds_for(logits[3000:])
+    # at least the asked rate; whole-year bounds and labels step the coverage, so it can overshoot a little
+    assert 0.88 <= ((too_sure[3000:] >= low) & (too_sure[3000:] <= high)).mean() <= 0.97
+    shown = age_median(logits[3000:])
+    assert np.all((low <= shown) & (shown <= high)) and np.all(low >= 0)
+    peaked = np.full((1, 117), -50.0)
+    peaked[0, 3] = 0.0  # a toddler the network is sure of: Q05 = Q95 = 3
+    low, high = QuantileAgeInterval(delta=-2.0, coverage=0.9).bounds_for(peaked)
+    assert (low[0], high[0]) == (3.0, 3.0)
+    assert age_interval(asdict(interval)) == interval
+    assert isinstance(age_interval({"q": 1.2, "coverage": 0.9, "sigma_floor": 0.5}), AgeInterval)  # before v12

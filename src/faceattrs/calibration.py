@@ -6,12 +6,15 @@ with numpy alone.
 * **Temperature scaling** (Guo et al., 2017): one scalar ``T`` per classifier,
   ``softmax(logits / T)``, chosen to minimise the validation negative
   log-likelihood. It changes confidence, never the predicted class.
-* **Split-conformal age range** with a normalised score: the network's age
-  distribution gives a mean ``mu`` and a spread ``sigma``; on validation faces
-  the score is ``|age - mu| / sigma`` and ``q`` is its conformal quantile, so
-  ``[mu - q sigma, mu + q sigma]`` holds the true age for ``coverage`` of faces
-  drawn like the validation faces, with widths that follow the network's own
-  uncertainty (narrow for toddlers, wide for the elderly).
+* **Conformalised-quantile age range** (Romano et al., 2019): the network's age
+  distribution gives its 5% and 95% quantiles ``Q05`` and ``Q95`` (whole years);
+  on validation faces the score is ``max(Q05 - age, age - Q95)`` and ``delta``
+  its conformal quantile, so ``[Q05 - delta, Q95 + delta]`` holds the true age
+  for ``coverage`` of faces drawn like the validation faces. The range follows
+  the distribution's shape: narrow for toddlers, wide for the elderly, and
+  lopsided where the network's doubt is. Model folders written before version
+  12 use a symmetric range around the distribution's mean instead (``AgeInterval``;
+  their metadata has no ``kind``).
 * **The age shown** is the median of the network's distribution over whole
   years: the point that minimises the expected absolute error in years (the
   mean minimises the squared error). Model folders written before version 11
@@ -107,6 +110,18 @@ AGE_POINT = "median"
 """The rule new model folders are written with."""
 
 
+def age_quantiles(age_logits: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The distribution's ``level`` and ``1 - level`` quantiles in whole years (smallest age whose CDF reaches it).
+
+    >>> age_quantiles(np.log(np.array([[0.1, 0.3, 0.2, 0.4]])), 0.25)
+    (array([1.]), array([3.]))
+    """
+    cumulative = softmax(age_logits).cumsum(axis=1)
+    low = (cumulative >= level - 1e-9).argmax(axis=1)
+    high = (cumulative >= 1 - level - 1e-9).argmax(axis=1)
+    return low.astype(np.float64), high.astype(np.float64)
+
+
 def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
     """The split-conformal quantile: the ceil((n + 1) * coverage)-th smallest score."""
     scores = np.sort(np.asarray(scores, np.float64))
@@ -117,8 +132,56 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
 
 
 @dataclass(frozen=True)
+class QuantileAgeInterval:
+    """``[Q05 - delta, Q95 + delta]`` of the network's age distribution, clipped at 0 and never excluding its median."""
+
+    delta: float
+    coverage: float
+    level: float = 0.05
+    kind: str = "quantile"
+
+    @classmethod
+    def fit(
+        cls, age_logits: np.ndarray, age: np.ndarray, coverage: float = 0.9, level: float = 0.05
+    ) -> QuantileAgeInterval:
+        """Fit ``delta`` on validation faces.
+
+        >>> rng = np.random.default_rng(0)
+        >>> centre = rng.integers(20, 80, 4000); spread = rng.uniform(1, 8, 4000)
+        >>> logits = -0.5 * ((np.arange(117) - centre[:, None]) / spread[:, None]) ** 2
+        >>> age = np.round(centre + rng.normal(0, 1.5 * spread))  # wider than the network believes
+        >>> interval = QuantileAgeInterval.fit(logits[:2000], age[:2000], coverage=0.9)
+        >>> interval.delta > 0  # the range is widened to make up for it
+        True
+        >>> low, high = interval.bounds_for(logits[2000:])
+        >>> 0.88 <= float(((age[2000:] >= low) & (age[2000:] <= high)).mean()) <= 0.93
+        True
+        """
+        low, high = age_quantiles(age_logits, level)
+        age = np.asarray(age, np.float64)
+        return cls(conformal_quantile(np.maximum(low - age, age - high), coverage), coverage, level)
+
+    def bounds_for(self, age_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        low, high = age_quantiles(age_logits, self.level)
+        median = age_median(age_logits)
+        # A negative delta narrows the quantile range; it may not pass the age shown.
+        return np.clip(np.minimum(low - self.delta, median), 0, None), np.maximum(high + self.delta, median)
+
+
+def age_interval(config: dict) -> QuantileAgeInterval | AgeInterval:
+    """The age range a model folder's metadata describes (``calibration.age_interval``)."""
+    if config.get("kind") == "quantile":
+        return QuantileAgeInterval(**config)
+    return AgeInterval(**config)
+
+
+@dataclass(frozen=True)
 class AgeInterval:
-    """``[mu - q * (sigma + floor), mu + q * (sigma + floor)]``, clipped at 0."""
+    """``[mu - q * (sigma + floor), mu + q * (sigma + floor)]``, clipped at 0: the range of models before version 12.
+
+    A split-conformal range with a normalised score: ``mu`` and ``sigma`` are the mean and
+    spread of the network's age distribution, ``q`` the conformal quantile of ``|age - mu| / sigma``.
+    """
 
     q: float
     coverage: float
@@ -147,3 +210,6 @@ class AgeInterval:
     def bounds(self, mean: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         half = self.q * (np.asarray(sigma) + self.sigma_floor)
         return np.clip(mean - half, 0, None), mean + half
+
+    def bounds_for(self, age_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.bounds(*age_mean_sigma(age_logits))

@@ -54,7 +54,8 @@ def test_metadata_records_the_blend_and_its_refitted_temperatures(blended):
     base = json.loads((root / "model" / "metadata.json").read_text())
     assert meta["version"] == "test"
     assert meta["sha256"] != base["sha256"]
-    assert meta["calibration"]["age_interval"] == base["calibration"]["age_interval"]
+    assert meta["calibration"]["age_interval"]["kind"] == "quantile"  # refitted through the merged file
+    assert meta["calibration"]["age_interval"]["coverage"] == base["calibration"]["age_interval"]["coverage"]
     assert meta["training"]["descriptor_heads"]["base_model_sha256"] == base["sha256"]
     assert "metrics" not in meta  # the base model's test figures do not describe this one
     assert blend.temperatures["ethnicity"] == base["calibration"]["ethnicity_temperature"]

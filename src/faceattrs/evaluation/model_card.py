@@ -22,6 +22,25 @@ def _age_point(metadata: dict[str, Any]) -> str:
     return "prediction = expected value"
 
 
+def _signed(value: float) -> str:
+    return f"{value:g}".replace("-", "−")
+
+
+def _interval_rule(interval: dict[str, Any]) -> str:
+    if interval.get("kind") == "quantile":
+        low, high = interval["level"], 1 - interval["level"]
+        return (
+            f"conformalised quantiles for {interval['coverage']:.0%} coverage: `[Q{low:.0%} − δ, Q{high:.0%} + δ]` "
+            f"with δ = {_signed(interval['delta'])} years, Q the quantiles of the network's age distribution in whole "
+            "years (the range never excludes the age shown)."
+        )
+    return (
+        f"split-conformal with a normalised score, q = {interval['q']:.3f} for {interval['coverage']:.0%} "
+        f"coverage: `[μ − q(σ + {interval['sigma_floor']}), μ + q(σ + {interval['sigma_floor']})]`, μ and σ the "
+        "mean and spread of the network's age distribution."
+    )
+
+
 def _low_res(settings: dict[str, Any]) -> str:
     if not settings.get("low_res_epochs"):
         return ""
@@ -174,10 +193,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"gender T = {metadata['calibration']['gender_temperature']:.3f}. Expected calibration error on test: "
         f"ethnicity {cal['ethnicity_ece_before']:.4f} → {cal['ethnicity_ece_after']:.4f}, "
         f"gender {cal['gender_ece_before']:.4f} → {cal['gender_ece_after']:.4f}.",
-        f"- Age range: split-conformal with a normalised score, q = {interval['q']:.3f} for "
-        f"{interval['coverage']:.0%} coverage: `[age − q(σ + {interval['sigma_floor']}), age + q(σ + "
-        f"{interval['sigma_floor']})]`, σ the spread of the network's age distribution. Coverage and mean "
-        "width on test:",
+        f"- Age range: {_interval_rule(interval)} Coverage and mean width on test:",
         "",
         coverage_markdown(cal["age_interval"]),
         "## Limitations",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from faceattrs.calibration import AGE_POINTS, AgeInterval, age_mean_sigma, softmax
+from faceattrs.calibration import AGE_POINTS, age_interval, softmax
 from faceattrs.preprocessing import to_model_input
 
 MODEL_FILE = "model.onnx"
@@ -97,7 +97,7 @@ class AttributeModel:
         calibration = self.metadata["calibration"]
         self.t_ethnicity: float = calibration["ethnicity_temperature"]
         self.t_gender: float = calibration["gender_temperature"]
-        self.interval = AgeInterval(**calibration["age_interval"])
+        self.interval = age_interval(calibration["age_interval"])
         # Folders written before model version 11 showed the distribution's mean; they keep their rule.
         self.age_point: str = calibration.get("age_point", "mean")
 
@@ -130,8 +130,7 @@ class AttributeModel:
         return self.calibrate(out)
 
     def calibrate(self, out: dict[str, np.ndarray]) -> AttributePredictions:
-        mean, sigma = age_mean_sigma(out["age_logits"])
-        low, high = self.interval.bounds(mean, sigma)
+        low, high = self.interval.bounds_for(out["age_logits"])
         return AttributePredictions(
             age=AGE_POINTS[self.age_point](out["age_logits"]),
             age_low=low,

@@ -27,7 +27,7 @@ import datetime as dt
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
-from faceattrs.calibration import AGE_POINT, fit_temperature, softmax
+from faceattrs.calibration import AGE_POINT, QuantileAgeInterval, fit_temperature, softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
 from faceattrs.training.export import AGE_LOGITS_OUTPUT, onnx_predictions
@@ -345,11 +345,14 @@ def add_descriptor_heads(
     metadata["training"]["descriptor_heads"] = blend_settings
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
 
-    # Temperatures of the blended scores, fitted on validation through the file that ships.
+    # Temperatures of the blended scores and the age range, fitted on validation through the file that ships.
     out, _, _ = onnx_predictions(AttributeModel(out_dir), val.images)
     eth, gender = out["ethnicity_logits"], out["gender_logits"]
     known = val.race >= 0
-    metadata["calibration"]["ethnicity_temperature"] = fit_temperature(eth[known], val.race[known])
-    metadata["calibration"]["gender_temperature"] = fit_temperature(gender, val.gender)
+    calibration = metadata["calibration"]
+    calibration["ethnicity_temperature"] = fit_temperature(eth[known], val.race[known])
+    calibration["gender_temperature"] = fit_temperature(gender, val.gender)
+    coverage = calibration["age_interval"]["coverage"]
+    calibration["age_interval"] = asdict(QuantileAgeInterval.fit(out["age_logits"], val.age, coverage=coverage))
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
     return blend

@@ -23,8 +23,8 @@ from torch import nn
 
 from faceattrs.calibration import (
     AGE_POINT,
-    AgeInterval,
-    age_mean_sigma,
+    QuantileAgeInterval,
+    age_interval,
     expected_calibration_error,
     fit_temperature,
     softmax,
@@ -93,11 +93,10 @@ def export_onnx(model: nn.Module, recipe: Recipe, tta_flip: bool, opset: int = 1
 
 def fit_calibration(val: Predictions, age: np.ndarray, gender: np.ndarray, race: np.ndarray, coverage: float):
     known = race >= 0
-    mean, sigma = age_mean_sigma(val.age_logits)
     return {
         "ethnicity_temperature": fit_temperature(val.ethnicity_logits[known], race[known]),
         "gender_temperature": fit_temperature(val.gender_logits, gender),
-        "age_interval": asdict(AgeInterval.fit(mean, sigma, age, coverage=coverage)),
+        "age_interval": asdict(QuantileAgeInterval.fit(val.age_logits, age, coverage=coverage)),
         "age_point": AGE_POINT,
     }
 
@@ -111,8 +110,7 @@ def calibration_figures(logits: dict[str, np.ndarray], faces, calibration: dict[
         z = logits[f"{task}_logits"][mask]
         out[f"{task}_ece_before"] = expected_calibration_error(softmax(z), labels[mask])
         out[f"{task}_ece_after"] = expected_calibration_error(softmax(z, t), labels[mask])
-    mean, sigma = age_mean_sigma(logits["age_logits"])
-    low, high = AgeInterval(**calibration["age_interval"]).bounds(mean, sigma)
+    low, high = age_interval(calibration["age_interval"]).bounds_for(logits["age_logits"])
     eth = np.array([ETHNICITIES[r] if r >= 0 else "unknown" for r in faces.race])
     coverage = interval_coverage(
         faces.age.astype(float),
