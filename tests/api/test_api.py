@@ -125,6 +125,7 @@ def test_html_page_upload_shows_annotated_image(client):
     assert home.status_code == 200 and 'enctype="multipart/form-data"' in home.text
     r = client.post("/", files={"file": ("g.jpg", image("group_5.jpg"), "image/jpeg")})
     assert r.status_code == 200 and "data:image/jpeg;base64," in r.text and r.text.count("<tr><td>") == 5
+    assert r.text.count('<svg class="ages"') == 5 and '<rect class="in"' in r.text  # each face's age distribution
     bad = client.post("/", files={"file": ("t.jpg", image("text.jpg"), "image/jpeg")})
     assert bad.status_code == 400 and "not an image format" in bad.text and "Traceback" not in bad.text
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import Environment, select_autoescape
+from markupsafe import Markup
 
 _TEMPLATE = """<!doctype html>
 <html lang="en">
@@ -24,6 +25,7 @@ _TEMPLATE = """<!doctype html>
  img.result { max-width: 100%; border-radius: 6px; }
  table { border-collapse: collapse; margin-top: 1rem; width: 100%; }
  th, td { border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; }
+ svg.ages { vertical-align: middle; margin-left: .5rem; } .in { fill: #1f6fd1; } .out { fill: #9cc4f2; }
 </style>
 </head>
 <body>
@@ -45,7 +47,7 @@ decisions about individuals.</p>
    <tbody>
    {% for f in result.faces %}
     <tr><td>{{ f.index + 1 }}</td><td>{{ "%.0f"|format(f.age) }}</td>
-     <td>{{ "%.0f"|format(f.age_low) }}–{{ "%.0f"|format(f.age_high) }}</td>
+     <td>{{ "%.0f"|format(f.age_low) }}–{{ "%.0f"|format(f.age_high) }}{{ age_bars(f) }}</td>
      <td>{{ f.gender }} ({{ "%.0f"|format(100 * f.gender_prob) }}%)</td>
      <td>{{ f.ethnicity }} ({{ "%.0f"|format(100 * f.ethnicity_prob) }}%)</td>
      <td>{{ f.quality_flags|join(", ") }}</td></tr>
@@ -64,7 +66,28 @@ API: <a href="/docs">/docs</a> · <a href="/v1/model">/v1/model</a></p>
 </html>
 """
 
+
+def age_bars(face: Any, width: int = 120, height: int = 24) -> Markup:
+    """A small SVG bar chart of a face's age distribution around its 90% range (darker bars inside the range).
+
+    Built from numbers only, so it is safe to put in the page unescaped.
+    """
+    if face.age_probs is None:
+        return Markup("")
+    ages, probs, inside = face.age_window()
+    step = width / len(ages)
+    top = float(probs.max()) or 1.0
+    bars = "".join(
+        f'<rect class="{"in" if i else "out"}" x="{k * step:.1f}" y="{height * (1 - p / top):.1f}" '
+        f'width="{max(step - 0.5, 0.5):.1f}" height="{height * p / top:.1f}"/>'
+        for k, (p, i) in enumerate(zip(probs.tolist(), inside.tolist(), strict=True))
+    )
+    label = f"age distribution, ages {ages[0]} to {ages[-1]}"
+    return Markup(f'<svg class="ages" width="{width}" height="{height}" role="img" aria-label="{label}">{bars}</svg>')
+
+
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+_env.globals["age_bars"] = age_bars
 _page = _env.from_string(_TEMPLATE)
 
 

@@ -61,13 +61,9 @@ def _inputs() -> list[tuple[str, bytes]]:
     return inputs
 
 
-def age_chart(face: Face, margin: int = 8) -> pd.DataFrame:
+def age_chart(face: Face) -> pd.DataFrame:
     """The network's age distribution around the face's 90% range, split into inside and outside it."""
-    first = max(0, int(face.age_low) - margin)
-    last = min(len(face.age_probs) - 1, int(np.ceil(face.age_high)) + margin)
-    ages = np.arange(first, last + 1)
-    probs = face.age_probs[first : last + 1]
-    inside = (ages >= face.age_low) & (ages <= face.age_high)
+    ages, probs, inside = face.age_window()
     return pd.DataFrame(
         {"age": ages, "in the 90% range": np.where(inside, probs, 0.0), "outside": np.where(inside, 0.0, probs)}
     )

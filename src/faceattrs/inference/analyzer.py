@@ -51,6 +51,16 @@ class Face:
     #: the network's probability of each age 0..116 (``age`` is its median); not serialised
     age_probs: np.ndarray | None = field(default=None, repr=False)
 
+    def age_window(self, margin: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ages from ``margin`` years below the 90% range to ``margin`` above, their probabilities, and which lie in it.
+
+        For charts of the age distribution (the app's cards, the HTML page).
+        """
+        first = max(0, int(self.age_low) - margin)
+        last = min(len(self.age_probs) - 1, int(np.ceil(self.age_high)) + margin)
+        ages = np.arange(first, last + 1)
+        return ages, self.age_probs[first : last + 1], (ages >= self.age_low) & (ages <= self.age_high)
+
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in ("crop", "age_probs")}
         out["box"] = [round(v, 1) for v in self.box]
