@@ -76,8 +76,8 @@ def paired_interval(diff: np.ndarray, resamples: int, rng: np.random.Generator) 
 
 def point_table(logits: np.ndarray, age: np.ndarray, resamples: int) -> dict[str, dict[str, float]]:
     rng = np.random.default_rng(0)
-    errors = {name: np.abs(pred - age) for name, pred in point_rules(logits).items()}
     signed = {name: pred - age for name, pred in point_rules(logits).items()}
+    errors = {name: np.abs(s) for name, s in signed.items()}
     base = errors["mean (up to version 10)"]
     rows = {}
     for name, e in errors.items():

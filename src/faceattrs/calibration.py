@@ -110,6 +110,15 @@ AGE_POINT = "median"
 """The rule new model folders are written with."""
 
 
+def age_point_rule(calibration: dict) -> str:
+    """The ``AGE_POINTS`` rule a model folder's calibration names (folders before version 11 name none: the mean).
+
+    >>> age_point_rule({"age_point": "median"}), age_point_rule({})
+    ('median', 'mean')
+    """
+    return calibration.get("age_point", "mean")
+
+
 def age_quantiles(age_logits: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """The distribution's ``level`` and ``1 - level`` quantiles in whole years (smallest age whose CDF reaches it).
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from faceattrs.calibration import QuantileAgeInterval, age_interval, age_point_rule
 from faceattrs.data.labels import ETHNICITIES, GENDERS
 from faceattrs.evaluation.calibration_report import coverage_markdown
 
@@ -17,7 +18,7 @@ def _pct(v: float) -> str:
 
 
 def _age_point(metadata: dict[str, Any]) -> str:
-    if metadata["calibration"].get("age_point", "mean") == "median":
+    if age_point_rule(metadata["calibration"]) == "median":
         return "the age shown is its median, in whole years: the point with the least expected absolute error"
     return "prediction = expected value"
 
@@ -27,7 +28,7 @@ def _signed(value: float) -> str:
 
 
 def _interval_rule(interval: dict[str, Any]) -> str:
-    if interval.get("kind") == "quantile":
+    if isinstance(age_interval(interval), QuantileAgeInterval):
         low, high = interval["level"], 1 - interval["level"]
         return (
             f"conformalised quantiles for {interval['coverage']:.0%} coverage: `[Q{low:.0%} − δ, Q{high:.0%} + δ]` "

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from faceattrs.calibration import AGE_POINTS, age_interval, softmax
+from faceattrs.calibration import AGE_POINTS, age_interval, age_point_rule, softmax
 from faceattrs.preprocessing import to_model_input
 
 MODEL_FILE = "model.onnx"
@@ -98,8 +98,7 @@ class AttributeModel:
         self.t_ethnicity: float = calibration["ethnicity_temperature"]
         self.t_gender: float = calibration["gender_temperature"]
         self.interval = age_interval(calibration["age_interval"])
-        # Folders written before model version 11 showed the distribution's mean; they keep their rule.
-        self.age_point: str = calibration.get("age_point", "mean")
+        self.age_point: str = age_point_rule(calibration)
 
     @property
     def ethnicities(self) -> list[str]:

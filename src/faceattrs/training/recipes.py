@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from faceattrs.calibration import age_median
+from faceattrs.calibration import AGE_POINT, AGE_POINTS
 from faceattrs.evaluation.metrics import Predictions
 from faceattrs.models.seed import SEED_INPUT_SIZE, SeedAgeNet, SeedEthnicityNet
 from faceattrs.training.augment import Augment
@@ -192,7 +192,7 @@ def lite_normalize(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
 
 def multitask_predictions(out: dict[str, torch.Tensor]) -> Predictions:
     return Predictions(
-        age=age_median(out["age"].numpy()),
+        age=AGE_POINTS[AGE_POINT](out["age"].numpy()),
         ethnicity_proba=out["ethnicity"].softmax(1).numpy(),
         gender_proba=out["gender"].softmax(1).numpy(),
         age_logits=out["age"].numpy(),
