@@ -5,6 +5,7 @@
     faceattrs train --recipe NAME ...       train a recipe through the engine
     faceattrs evaluate RUN ...              metrics JSON, Markdown report, plots
     faceattrs export RUN --out DIR          calibrate, export to ONNX, score once on test
+    faceattrs quantize --model-dir DIR ...  an int8 copy of an exported model, recalibrated on validation
     faceattrs add-descriptor-heads ...      blend face-descriptor heads into an exported model
 
 Expected failures (a missing folder, a bad argument) print one line on
@@ -22,6 +23,7 @@ import warnings
 from pathlib import Path
 
 DEFAULT_DATA = Path("../shared/datasets/utkface/UTKFace")
+QUANTIZE_METHODS = ("minmax", "percentile")  # faceattrs.training.quantize.METHODS (a test keeps them equal)
 
 
 class UserError(Exception):
@@ -205,11 +207,45 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from faceattrs.data.cache import load_faces
+    from faceattrs.inference.attribute_model import AttributeModel
+    from faceattrs.training.protocols import project_protocol
+    from faceattrs.training.quantize import quantize_model_dir
+
+    if args.out.resolve() == args.model_dir.resolve():
+        raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
+    if args.calibration_faces is not None and args.calibration_faces < 1:
+        raise UserError("--calibration-faces must be at least 1")
+    parts = project_protocol(load_faces(args.data, AttributeModel(args.model_dir).input_size), args.split)
+    options = {"method": args.method, "n_faces": args.calibration_faces}
+    quantize_model_dir(
+        args.model_dir, args.out, parts, version=args.version, **{k: v for k, v in options.items() if v is not None}
+    )
+    return _score_validation_only(args.out, parts["val"])
+
+
+def _score_validation_only(model_dir: Path, val, note: str = "") -> int:
+    """Score a candidate on validation (``validation.json``), leaving the test part alone."""
+    from faceattrs.inference.attribute_model import AttributeModel
+    from faceattrs.training.export import score_part
+
+    model = AttributeModel(model_dir)
+    metrics, _ = score_part(model, val, model.metadata["calibration"])
+    (model_dir / "validation.json").write_text(json.dumps(metrics, indent=1))
+    size = (model_dir / "model.onnx").stat().st_size
+    print(
+        f"wrote {model_dir}/model.onnx ({size:,} bytes){'; ' + note if note else ''}\n"
+        f"{_summary(metrics, 'validation', digits=4)}; test not scored"
+    )
+    return 0
+
+
 def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
     from faceattrs.data.cache import load_faces
     from faceattrs.inference.attribute_model import AttributeModel
     from faceattrs.training.descriptor_heads import add_descriptor_heads
-    from faceattrs.training.export import score_part, score_shipped
+    from faceattrs.training.export import score_shipped
     from faceattrs.training.protocols import project_protocol
 
     if not args.net.is_file():
@@ -222,14 +258,7 @@ def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
         args.model_dir, args.net, args.out, parts, version=args.version, int8=args.int8_descriptors
     )
     if args.validation_only:  # for choosing between candidates before the test part is looked at
-        shipped = AttributeModel(args.out)
-        v, _ = score_part(shipped, parts["val"], shipped.metadata["calibration"])
-        (args.out / "validation.json").write_text(json.dumps(v, indent=1))
-        print(
-            f"wrote {args.out}/model.onnx ({(args.out / 'model.onnx').stat().st_size:,} bytes); head weights "
-            f"{blend.weights}\n{_summary(v, 'validation', digits=4)}; test not scored"
-        )
-        return 0
+        return _score_validation_only(args.out, parts["val"], f"head weights {blend.weights}")
     report = score_shipped(args.out, parts)
     print(
         f"wrote {args.out}/model.onnx (sha256 {report['sha256'][:12]}); head weights on validation "
@@ -464,6 +493,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-score the model already in --out (same ONNX and calibration) and rewrite its report and card",
     )
     export.set_defaults(func=_cmd_export)
+
+    quantize = sub.add_parser(
+        "quantize", parents=[common], help="an int8 copy of an exported model (scored on validation only)"
+    )
+    quantize.add_argument("--model-dir", type=Path, required=True, help="the exported float model")
+    quantize.add_argument("--out", type=Path, required=True)
+    quantize.add_argument("--version", required=True, help="model version written to metadata.json")
+    # The quantiser's defaults live in faceattrs.training.quantize (not imported here: it loads onnxruntime's tools).
+    quantize.add_argument(
+        "--method", choices=QUANTIZE_METHODS, help="activation calibration (default: percentile, chosen on train faces)"
+    )
+    quantize.add_argument("--calibration-faces", type=int, help="random train faces that set the ranges (default 128)")
+    quantize.set_defaults(func=_cmd_quantize)
 
     heads = sub.add_parser(
         "add-descriptor-heads",

@@ -23,11 +23,9 @@ cross-fitted on halves, ethnicity 87.1% -> 88.9% and gender 94.3% -> 95.3%.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +35,10 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
-from faceattrs.calibration import AGE_POINT, QuantileAgeInterval, fit_temperature, softmax
+from faceattrs.calibration import AGE_POINT, softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
-from faceattrs.training.export import AGE_LOGITS_OUTPUT, onnx_predictions
+from faceattrs.training.export import AGE_LOGITS_OUTPUT, onnx_predictions, recalibrate, write_derived_model
 from faceattrs.training.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
 
 TASKS = ("ethnicity", "gender")
@@ -272,6 +270,16 @@ def run_batches(session, images: np.ndarray, batch_size: int = 64, desc: str = "
     return [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
 
 
+def _weight_storage(descriptors_int8: bool, first_int8: bool) -> str:
+    parts = ["first network int8 (training.quantization)"] if first_int8 else []
+    if descriptors_int8:
+        parts.append(
+            f"descriptor network int8 (weights per output channel, uint8 activations with ranges from "
+            f"{CALIBRATION_FACES} random train faces; onnxruntime static QDQ)"
+        )
+    return "; ".join([*parts, ("the rest " if parts else "") + "float16, computed in float32"])
+
+
 def add_descriptor_heads(
     model_dir: Path,
     net_xml: Path,
@@ -313,14 +321,7 @@ def add_descriptor_heads(
     heads_onnx = to_onnx(blend, inputs, names, ["ethnicity_logits", "gender_logits"])
     blend_onnx = attach(descriptor_onnx, heads_onnx, HEADS_PREFIX)
     merged = compact_names(store_float16(merge(onnx.load(str(Path(model_dir) / MODEL_FILE)), blend_onnx)))
-    model_bytes = merged.SerializeToString()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MODEL_FILE).write_bytes(model_bytes)
-
-    metadata = json.loads((Path(model_dir) / METADATA_FILE).read_text())
-    metadata.pop("metrics", None)
-    metadata |= {"version": version, "created": dt.date.today().isoformat()}
-    metadata["sha256"] = hashlib.sha256(model_bytes).hexdigest()
+    metadata = write_derived_model(merged.SerializeToString(), model_dir, out_dir, version)
     metadata["calibration"]["age_point"] = AGE_POINT
     metadata["outputs"] |= {"age_logits": AGE_LOGITS_OUTPUT} | {
         f"{task}_logits": f"(batch, {len(heads[task].bias)}): blended log-probability scores of the two networks; "
@@ -334,25 +335,11 @@ def add_descriptor_heads(
         "head_weight": weights,
         "model_temperatures": temperatures,
         "base_model_sha256": base.metadata["sha256"],
-        "weights_stored_as": (
-            f"descriptor network int8 (weights per output channel, uint8 activations with ranges from "
-            f"{CALIBRATION_FACES} random train faces; onnxruntime static QDQ); the rest float16, computed in "
-            "float32"
-            if int8
-            else "float16, computed in float32"
-        ),
+        "weights_stored_as": _weight_storage(int8, "quantization" in metadata["training"]),
     }
     metadata["training"]["descriptor_heads"] = blend_settings
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
 
     # Temperatures of the blended scores and the age range, fitted on validation through the file that ships.
-    out, _, _ = onnx_predictions(AttributeModel(out_dir), val.images)
-    eth, gender = out["ethnicity_logits"], out["gender_logits"]
-    known = val.race >= 0
-    calibration = metadata["calibration"]
-    calibration["ethnicity_temperature"] = fit_temperature(eth[known], val.race[known])
-    calibration["gender_temperature"] = fit_temperature(gender, val.gender)
-    coverage = calibration["age_interval"]["coverage"]
-    calibration["age_interval"] = asdict(QuantileAgeInterval.fit(out["age_logits"], val.age, coverage=coverage))
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+    recalibrate(out_dir, val)
     return blend

@@ -101,6 +101,41 @@ def fit_calibration(val: Predictions, age: np.ndarray, gender: np.ndarray, race:
     }
 
 
+FITTED_ON = "validation part of the project split"
+
+
+def write_derived_model(model_bytes: bytes, base_dir: Path, out_dir: Path, version: str) -> dict[str, Any]:
+    """Write ``out_dir/model.onnx``, a model made from the one in ``base_dir``; return its metadata.
+
+    The metadata is the base model's with the new version, date and sha256, and without the base's
+    test metrics (they do not describe the new file); the caller adds what it changed and writes it.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MODEL_FILE).write_bytes(model_bytes)
+    metadata = json.loads((Path(base_dir) / METADATA_FILE).read_text())
+    metadata.pop("metrics", None)
+    metadata |= {"version": version, "created": dt.date.today().isoformat()}
+    metadata["sha256"] = hashlib.sha256(model_bytes).hexdigest()
+    return metadata
+
+
+def recalibrate(model_dir: Path, val) -> dict[str, Any]:
+    """Refit the temperatures and the age range of the model in ``model_dir`` on ``val``, through its ONNX file.
+
+    For a model whose logits changed after export (quantised, merged with another network, cut to
+    one pass): rewrites the calibration in its ``metadata.json`` (same coverage) and returns it.
+    """
+    metadata_file = Path(model_dir) / METADATA_FILE
+    logits, _, _ = onnx_predictions(AttributeModel(model_dir), val.images)
+    metadata = json.loads(metadata_file.read_text())
+    predictions = Predictions(**{k: logits[k] for k in ("age_logits", "ethnicity_logits", "gender_logits")})
+    coverage = metadata["calibration"]["age_interval"]["coverage"]
+    calibration = fit_calibration(predictions, val.age.astype(float), val.gender, val.race, coverage)
+    metadata["calibration"] = calibration | {"fitted_on": FITTED_ON}
+    metadata_file.write_text(json.dumps(metadata, indent=1))
+    return metadata["calibration"]
+
+
 def calibration_figures(logits: dict[str, np.ndarray], faces, calibration: dict[str, Any]) -> dict[str, Any]:
     """ECE before/after and interval coverage of raw ONNX outputs on ``faces``."""
     known = faces.race >= 0
@@ -186,7 +221,7 @@ def ship(
             "ethnicity_logits": "(batch, 5): divide by ethnicity_temperature before softmax",
             "gender_logits": "(batch, 2): divide by gender_temperature before softmax",
         },
-        "calibration": {**calibration, "fitted_on": "validation part of the project split"},
+        "calibration": {**calibration, "fitted_on": FITTED_ON},
         "training": {
             "data": "UTKFace aligned & cropped (non-commercial research licence)",
             "split": str(split_file),

@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from faceattrs.cli import QUANTIZE_METHODS
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.training.quantize import METHODS, quantize_model_dir
+
+
+@pytest.fixture(scope="module")
+def quantised(tmp_path_factory):
+    """A tiny exported multitask model and its int8 copy."""
+    from tests.conftest import ship_random_model
+
+    root = tmp_path_factory.mktemp("quantize")
+    base, _, faces = ship_random_model(root, n_faces=40, image_size=64, backbone="lite1")
+    parts = {"train": faces, "val": faces, "test": faces}
+    calibration = quantize_model_dir(base, root / "int8", parts, version="int8-test", n_faces=16)
+    return root, faces, calibration
+
+
+def test_the_int8_copy_is_quantised_and_close_to_the_float_model(quantised):
+    root, faces, _ = quantised
+    ops = {node.op_type for node in onnx.load(str(root / "int8" / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert (root / "int8" / "model.onnx").stat().st_size < (root / "model" / "model.onnx").stat().st_size / 2
+    fp, int8 = AttributeModel(root / "model").raw(faces.images), AttributeModel(root / "int8").raw(faces.images)
+    for name, logits in fp.items():
+        scale = np.abs(logits).max()
+        assert np.abs(int8[name] - logits).max() < 0.15 * scale, name
+
+
+def test_metadata_names_the_base_and_refits_the_calibration_on_validation(quantised):
+    root, _, calibration = quantised
+    base = json.loads((root / "model" / "metadata.json").read_text())
+    meta = json.loads((root / "int8" / "metadata.json").read_text())
+    assert meta["version"] == "int8-test" and "metrics" not in meta
+    assert meta["training"]["quantization"]["base_model_sha256"] == base["sha256"]
+    assert "16 random train faces (percentile" in meta["training"]["quantization"]["activations"]
+    assert meta["calibration"] == calibration
+    assert calibration["age_interval"]["kind"] == "quantile" and calibration["age_point"] == "median"
+    assert calibration["ethnicity_temperature"] != base["calibration"]["ethnicity_temperature"]
+    AttributeModel(root / "int8")  # the sha256 in the metadata is the file's
+
+
+def test_descriptor_heads_on_an_int8_model_say_both_networks_are_int8(quantised, tmp_path):
+    from faceattrs.training.descriptor_heads import add_descriptor_heads
+    from tests.models.test_dlib_resnet import write_tiny_net
+
+    root, faces, _ = quantised
+    write_tiny_net(tmp_path / "net.xml", outputs=16)
+    parts = {"train": faces, "val": faces, "test": faces}
+    add_descriptor_heads(root / "int8", tmp_path / "net.xml", tmp_path / "blend", parts, version="b", int8=True)
+    storage = json.loads((tmp_path / "blend" / "metadata.json").read_text())["training"]["descriptor_heads"]
+    expected = "first network int8 (training.quantization); descriptor network int8"
+    assert storage["weights_stored_as"].startswith(expected)
+
+
+def test_the_cli_offers_the_quantisers_methods():
+    assert set(QUANTIZE_METHODS) == set(METHODS)
