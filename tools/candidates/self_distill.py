@@ -29,6 +29,7 @@ from onnxruntime.quantization import quant_pre_process
 from single_pass import single_pass_graph, write_recalibrated  # sibling script
 from torch import nn
 from torch.nn import functional as F
+from tqdm import tqdm
 
 from faceattrs.calibration import age_median
 from faceattrs.data.cache import load_faces
@@ -75,8 +76,11 @@ class OnnxModule(nn.Module):
     def _run(op: str, a: list, attrs: dict) -> torch.Tensor:
         if op == "Conv":
             top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
-            x = F.pad(a[0], (left, right, top, bottom))  # onnx allows uneven padding, conv2d does not
-            return F.conv2d(x, a[1], a[2] if len(a) > 2 else None, attrs.get("strides", 1), 0, 1, attrs.get("group", 1))
+            x, padding = a[0], (top, left)
+            if (top, left) != (bottom, right):  # onnx allows uneven padding, conv2d does not
+                x, padding = F.pad(x, (left, right, top, bottom)), 0
+            bias = a[2] if len(a) > 2 else None
+            return F.conv2d(x, a[1], bias, attrs.get("strides", 1), padding, 1, attrs.get("group", 1))
         if op == "Gemm":
             return a[0] @ (a[1].T if attrs.get("transB", 0) else a[1]) + a[2]
         if op == "Clip":
@@ -150,7 +154,7 @@ def main() -> None:
     started = time.time()
     for epoch in range(args.epochs):
         order = torch.randperm(len(train)).numpy()
-        for step in range(steps_per_epoch):
+        for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False):
             rows = np.sort(order[step * args.batch_size : (step + 1) * args.batch_size])
             x = as_float(train.images[rows])
             mirror = torch.rand(len(rows)) < 0.5  # the teacher's output is the same for both: it averages them
