@@ -77,3 +77,17 @@ def analyzer(model_dir):
     from faceattrs import Analyzer
 
     return Analyzer(model_dir, keep_crops=True)
+
+
+@pytest.fixture(scope="session")
+def candidate_dir(model_dir, tmp_path_factory) -> Path:
+    """``model_dir``'s model as a candidate folder: scored on validation only, so no test metrics or card."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("candidate")
+    shutil.copy(model_dir / "model.onnx", folder / "model.onnx")
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    metadata.pop("metrics", None)
+    (folder / "metadata.json").write_text(json.dumps(metadata | {"version": "candidate"}))
+    return folder

@@ -164,3 +164,12 @@ def test_pool_timeout_is_504():
     with pytest.raises(Exception) as exc:
         asyncio.run(pool.run(time.sleep, 0.5, timeout=0.05))
     assert exc.value.status == 504
+
+
+def test_the_upload_page_serves_a_model_folder_without_test_figures(candidate_dir):
+    from faceattrs import Analyzer
+
+    with TestClient(create_app(ApiSettings(), Analyzer(candidate_dir)), raise_server_exceptions=False) as c:
+        page = c.get("/")
+        assert page.status_code == 200 and "no test figures for this model folder" in page.text
+        assert "metrics" not in c.get("/v1/model").json()

@@ -103,3 +103,31 @@ def test_age_chart_splits_the_distribution_at_the_range():
     assert inside.min() == 24 and inside.max() == 37
     assert (chart["in the 90% range"] * chart["outside"] == 0).all()
     np.testing.assert_allclose(chart["in the 90% range"] + chart["outside"], face.age_probs[15:47])
+
+
+def about_page(folder, monkeypatch) -> AppTest:
+    import faceattrs.inference.attribute_model as am
+
+    monkeypatch.setattr(am, "default_model_dir", lambda: folder)
+
+    def about():
+        from faceattrs.app.about_page import render
+
+        render()
+
+    at = AppTest.from_function(about, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_about_page_shows_the_measured_performance(model_dir, monkeypatch):
+    at = about_page(model_dir, monkeypatch)
+    assert [m.label for m in at.metric][:2] == ["Age MAE", "Age within 5 y"]
+    assert "Intended use" in [h.value for h in at.subheader]
+
+
+def test_about_page_of_a_model_folder_without_test_figures(candidate_dir, monkeypatch):
+    at = about_page(candidate_dir, monkeypatch)
+    assert not at.metric
+    assert "no test figures and no model card" in texts(at) and "in memory only" in texts(at)

@@ -58,10 +58,12 @@ decisions about individuals.</p>
   <p class="error" role="alert">No face found in this photo.</p>
  {% endif %}
 {% endif %}
-<p class="note">Model {{ meta.name }} v{{ meta.version }}: test age MAE {{ "%.2f"|format(meta.metrics.age_mae) }} years,
+<p class="note">Model {{ meta.name }} v{{ meta.version }}:
+{% if meta.metrics %}test age MAE {{ "%.2f"|format(meta.metrics.age_mae) }} years,
 ethnicity accuracy {{ "%.1f"|format(100 * meta.metrics.ethnicity_accuracy) }}%,
 gender accuracy {{ "%.1f"|format(100 * meta.metrics.gender_accuracy) }}%.
-API: <a href="/docs">/docs</a> · <a href="/v1/model">/v1/model</a></p>
+{% else %}no test figures for this model folder (a candidate scored on validation only).
+{% endif %}API: <a href="/docs">/docs</a> · <a href="/v1/model">/v1/model</a></p>
 </body>
 </html>
 """

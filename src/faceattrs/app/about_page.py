@@ -6,11 +6,11 @@ import json
 
 import streamlit as st
 
-from faceattrs.inference.attribute_model import default_model_dir
+from faceattrs.inference import attribute_model
 
 
 def _asset(name: str):
-    return default_model_dir() / name
+    return attribute_model.default_model_dir() / name  # looked up at call time: FACEATTRS_MODEL_DIR, tests
 
 
 def _card_section(card: str, title: str) -> str:
@@ -47,9 +47,18 @@ def describe_model(metadata: dict) -> str:
 def render() -> None:
     st.title("About the model")
     metadata = json.loads(_asset("metadata.json").read_text())
+    st.markdown(describe_model(metadata))
+    if "metrics" not in metadata or not _asset("MODEL_CARD.md").is_file():
+        # a folder chosen with FACEATTRS_MODEL_DIR that was scored on validation only (tools/candidates)
+        st.info(
+            f"This model folder (version {metadata['version']}) has no test figures and no model card: it was "
+            "scored on the validation part only. Like every model here it estimates how a face looks, not who "
+            "a person is: never use it to make decisions about individuals."
+        )
+        _privacy()
+        return
     card = _asset("MODEL_CARD.md").read_text()
     m = metadata["metrics"]
-    st.markdown(describe_model(metadata))
     st.subheader("Measured performance")
     st.caption(m["part"] + f", {m['n']} faces")
     cols = st.columns(5)
@@ -71,6 +80,10 @@ def render() -> None:
         st.markdown(_card_section(card, title))
     st.subheader("Training data and licence")
     st.markdown(_card_section(card, "Training data"))
+    _privacy()
+
+
+def _privacy() -> None:
     st.subheader("Privacy")
     st.markdown(
         "Photos you upload are decoded and analysed **in memory only**. The app does not write them to disk, "
