@@ -66,3 +66,13 @@ def test_add_descriptor_heads_validation_only_leaves_the_test_part_alone(face_fo
     assert not (out / "report.json").exists() and not (out / "MODEL_CARD.md").exists()
     blend = json.loads((out / "metadata.json").read_text())["training"]["descriptor_heads"]
     assert "int8" in blend["weights_stored_as"]
+
+
+def test_quantize_refuses_bad_arguments_in_one_line(tmp_path, model_dir, capsys):
+    common = ["--out", str(tmp_path / "int8"), "--version", "q"]
+    assert main(["quantize", "--model-dir", str(tmp_path / "missing"), *common]) == 2
+    assert main(["quantize", "--model-dir", str(model_dir), "--out", str(model_dir), "--version", "q"]) == 2
+    assert main(["quantize", "--model-dir", str(model_dir), *common, "--calibration-faces", "0"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 3 and all(e.startswith("faceattrs: error: ") for e in errors)
+    assert not (tmp_path / "int8").exists()
