@@ -1,5 +1,6 @@
 """The Streamlit app's logic through streamlit.testing (no browser)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,30 @@ def test_about_page_of_a_model_folder_without_test_figures(candidate_dir, monkey
     at = about_page(candidate_dir, monkeypatch)
     assert not at.metric
     assert "no test figures and no model card" in texts(at) and "in memory only" in texts(at)
+
+
+def test_children_get_a_caution_under_their_gender_with_the_measured_accuracy(model_dir):
+    from faceattrs.app.analyze_page import child_gender_note, gender_accuracy_by_age
+    from faceattrs.inference.analyzer import Face
+
+    gender_accuracy_by_age.clear()
+    accuracy = gender_accuracy_by_age()  # the autouse fixture points the app at model_dir
+    if (model_dir / "report.json").is_file():
+        buckets = json.loads((model_dir / "report.json").read_text())["test"]["by_age_bucket"]
+        assert accuracy[0] == next(b["gender_accuracy"] for b in buckets if b["age_bucket"] == "0-12")
+        assert 0 < accuracy[0] < 1 and 0 < accuracy[1] < 1
+    face = Face(0, (0, 0, 1, 1), 1.0, [], 30.0, 20.0, 40.0, "female", 0.9, "asian", 0.8, {})
+    assert child_gender_note(face, accuracy) is None
+    child = Face(0, (0, 0, 1, 1), 1.0, [], 7.0, 4.0, 10.0, "male", 0.6, "asian", 0.8, {})
+    assert "children" in child_gender_note(child, accuracy)
+    assert child_gender_note(child, None) == "Gender is hard to read from children's faces."
+
+
+def test_no_caution_without_a_report(candidate_dir, monkeypatch):
+    import faceattrs.inference.attribute_model as am
+    from faceattrs.app.analyze_page import gender_accuracy_by_age
+
+    monkeypatch.setattr(am, "default_model_dir", lambda: candidate_dir)
+    gender_accuracy_by_age.clear()
+    assert gender_accuracy_by_age() is None
+    gender_accuracy_by_age.clear()

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from faceattrs.app.messages import MAX_FACES, MAX_UPLOAD_MB, friendly
+from faceattrs.inference import attribute_model
 from faceattrs.inference.analyzer import Analyzer, Face, ImageResult
 from faceattrs.inference.annotate import annotate
 from faceattrs.inference.records import COLUMNS, rows_for
@@ -69,6 +70,42 @@ def age_chart(face: Face) -> pd.DataFrame:
     )
 
 
+CHILD_BUCKET = "0-12"
+
+
+@st.cache_data
+def gender_accuracy_by_age() -> tuple[float, float] | None:
+    """Test gender accuracy for faces aged 0–12 and for older ones, from the model's report (None without one)."""
+    report = attribute_model.default_model_dir() / "report.json"
+    if not report.is_file():
+        return None
+    buckets = json.loads(report.read_text())["test"]["by_age_bucket"]
+    child = [b for b in buckets if b["age_bucket"] == CHILD_BUCKET]
+    older = [b for b in buckets if b["age_bucket"] != CHILD_BUCKET]
+    if not child or not older:
+        return None
+    older_accuracy = sum(b["gender_accuracy"] * b["n"] for b in older) / sum(b["n"] for b in older)
+    return child[0]["gender_accuracy"], older_accuracy
+
+
+def child_gender_note(face: Face, accuracy: tuple[float, float] | None) -> str | None:
+    """A caution under the gender of a face that looks 12 or younger, with the measured accuracies when known.
+
+    >>> from faceattrs.inference.analyzer import Face
+    >>> child = Face(0, (0, 0, 1, 1), 1.0, [], 6.0, 3.0, 9.0, "male", 0.6, "asian", 0.8, {})
+    >>> child_gender_note(child, (0.768, 0.971))
+    "Gender is hard to read from children's faces: on the test set it was right for 77% of faces aged 0–12 (97% older)."
+    """
+    if face.age >= 13:
+        return None
+    measured = (
+        ""
+        if accuracy is None
+        else (f": on the test set it was right for {accuracy[0]:.0%} of faces aged 0–12 ({accuracy[1]:.0%} older)")
+    )
+    return f"Gender is hard to read from children's faces{measured}."
+
+
 def _face_card(face: Face) -> None:
     with st.container(border=True):
         st.markdown(f"#### Face {face.index + 1}")
@@ -80,6 +117,8 @@ def _face_card(face: Face) -> None:
             st.metric("Age", f"{face.age:.0f}", help="apparent age: the median of the model's age distribution")
             st.write(f"90% range: **{face.age_low:.0f}–{face.age_high:.0f}** years")
             st.write(f"Gender: **{face.gender}** ({face.gender_prob:.0%})")
+            if note := child_gender_note(face, gender_accuracy_by_age()):
+                st.caption(note)
             st.write(f"Ethnicity: **{face.ethnicity}** ({face.ethnicity_prob:.0%})")
         chart = pd.DataFrame({"probability": face.ethnicity_probs}).rename_axis("ethnicity")
         st.bar_chart(chart, horizontal=True, height=170, y_label="", x_label="probability")
