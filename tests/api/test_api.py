@@ -173,3 +173,16 @@ def test_the_upload_page_serves_a_model_folder_without_test_figures(candidate_di
         page = c.get("/")
         assert page.status_code == 200 and "no test figures for this model folder" in page.text
         assert "metrics" not in c.get("/v1/model").json()
+
+
+def test_html_page_notes_that_childrens_gender_is_hard_to_read():
+    from faceattrs.api import page
+    from faceattrs.inference.analyzer import Face, ImageResult
+
+    def face(index, age, flags):
+        return Face(index, (0, 0, 9, 9), 0.9, [], age, age - 3, age + 3, "male", 0.6, "asian", 0.8, {}, flags)
+
+    faces = [face(0, 6.0, ["small"]), face(1, 30.0, [])]
+    html = page.render(ApiSettings(), {"name": "m", "version": "1"}, ImageResult("x", "ok", faces), "data:,")
+    rows = html.split("<tr><td>")[1:]
+    assert "small, children&#39;s gender is hard to read" in rows[0] and "children" not in rows[1]

@@ -50,7 +50,7 @@ decisions about individuals.</p>
      <td>{{ "%.0f"|format(f.age_low) }}–{{ "%.0f"|format(f.age_high) }}{{ age_bars(f) }}</td>
      <td>{{ f.gender }} ({{ "%.0f"|format(100 * f.gender_prob) }}%)</td>
      <td>{{ f.ethnicity }} ({{ "%.0f"|format(100 * f.ethnicity_prob) }}%)</td>
-     <td>{{ f.quality_flags|join(", ") }}</td></tr>
+     <td>{{ (f.quality_flags + (["children's gender is hard to read"] if f.age < 13 else []))|join(", ") }}</td></tr>
    {% endfor %}
    </tbody>
   </table>
