@@ -50,7 +50,7 @@ decisions about individuals.</p>
      <td>{{ "%.0f"|format(f.age_low) }}–{{ "%.0f"|format(f.age_high) }}{{ age_bars(f) }}</td>
      <td>{{ f.gender }} ({{ "%.0f"|format(100 * f.gender_prob) }}%)</td>
      <td>{{ f.ethnicity }} ({{ "%.0f"|format(100 * f.ethnicity_prob) }}%)</td>
-     <td>{{ (f.quality_flags + (["children's gender is hard to read"] if f.age < 13 else []))|join(", ") }}</td></tr>
+     <td>{{ (f.quality_flags + ([child_note] if f.looks_like_a_child else []))|join(", ") }}</td></tr>
    {% endfor %}
    </tbody>
   </table>
@@ -102,4 +102,5 @@ def render(settings: Any, meta: dict[str, Any], result: Any = None, annotated: s
         result=result,
         annotated=annotated,
         error=error,
+        child_note="children's gender is hard to read",
     )

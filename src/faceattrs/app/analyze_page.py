@@ -96,7 +96,7 @@ def child_gender_note(face: Face, accuracy: tuple[float, float] | None) -> str |
     >>> child_gender_note(child, (0.768, 0.971))
     "Gender is hard to read from children's faces: on the test set it was right for 77% of faces aged 0–12 (97% older)."
     """
-    if face.age >= 13:
+    if not face.looks_like_a_child:
         return None
     measured = (
         ""

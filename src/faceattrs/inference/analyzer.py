@@ -61,6 +61,11 @@ class Face:
         ages = np.arange(first, last + 1)
         return ages, self.age_probs[first : last + 1], (ages >= self.age_low) & (ages <= self.age_high)
 
+    @property
+    def looks_like_a_child(self) -> bool:
+        """Shown 12 or younger: the model card's 0–12 age bucket, where gender is hard to read (front ends say so)."""
+        return self.age < 13
+
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in ("crop", "age_probs")}
         out["box"] = [round(v, 1) for v in self.box]
