@@ -64,7 +64,7 @@ class OnnxModule(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         values = {FLOAT_INPUT: x}
         for node in self.nodes:
-            args = [values.get(n) if n in values else self._tensor(n) for n in node.input]
+            args = [values[n] if n in values else self._tensor(n) for n in node.input]
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             values[node.output[0]] = self._run(node.op_type, args, attrs)
         return [values[o] for o in self.outputs]

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
-from faceattrs.calibration import AGE_POINT, softmax
+from faceattrs.calibration import softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
 from faceattrs.training.export import AGE_LOGITS_OUTPUT, onnx_predictions, recalibrate, write_derived_model
@@ -322,7 +322,6 @@ def add_descriptor_heads(
     blend_onnx = attach(descriptor_onnx, heads_onnx, HEADS_PREFIX)
     merged = compact_names(store_float16(merge(onnx.load(str(Path(model_dir) / MODEL_FILE)), blend_onnx)))
     metadata = write_derived_model(merged.SerializeToString(), model_dir, out_dir, version)
-    metadata["calibration"]["age_point"] = AGE_POINT
     metadata["outputs"] |= {"age_logits": AGE_LOGITS_OUTPUT} | {
         f"{task}_logits": f"(batch, {len(heads[task].bias)}): blended log-probability scores of the two networks; "
         f"divide by {task}_temperature before softmax"
