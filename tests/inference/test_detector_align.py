@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from faceattrs.inference.align import AlignmentTemplate, align_face, face_scale, similarity_transform
 from faceattrs.inference.decode import load_image
@@ -33,6 +34,16 @@ def test_large_photos_are_downscaled_but_coordinates_are_in_original_pixels(dete
     small = detector.detect(load_image(IMAGES / "astronaut.jpg"))[0]
     large = detector.detect(load_image(IMAGES / "astronaut_1mp.jpg"))[0]
     np.testing.assert_allclose(np.array(large.box), 2 * np.array(small.box), rtol=0.08, atol=4)
+
+
+def test_a_face_filling_a_tiny_image_is_found_on_a_second_look():
+    face = Image.fromarray(load_image(IMAGES / "astronaut.jpg")).crop((150, 20, 300, 190))
+    tiny = np.asarray(face.resize((36, 41), Image.Resampling.LANCZOS))
+    assert RetinaFaceDetector(min_side=0).detect(tiny) == []  # one look at its own size misses it
+    (found,) = RetinaFaceDetector().detect(tiny)
+    x, y, w, h = found.box  # in the tiny image's pixels
+    assert 3 < x < 12 and 5 < y < 15 and 15 < w < 30 and 20 < h < 35
+    assert np.all((found.landmarks > 0) & (found.landmarks < [36, 41]))
 
 
 def test_similarity_transform_recovers_a_known_transform():

@@ -98,7 +98,11 @@ class RetinaFaceDetector:
 
     Images whose longer side exceeds ``max_side`` are downscaled for detection
     (faces smaller than about 16 px at that scale are missed); coordinates are
-    returned in the original image's pixels.
+    returned in the original image's pixels. An image whose longer side is under
+    ``min_side`` in which no face is found is searched once more enlarged to
+    ``min_side``: RetinaFace misses faces that fill a tiny image (on validation crops
+    shrunk to 40 px it found 90% of the faces, and 100% with this second look;
+    ``benchmarks/robustness.py``). Images where a face is found are unaffected.
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class RetinaFaceDetector:
         score_threshold: float = 0.8,
         nms_threshold: float = 0.4,
         max_side: int = 640,
+        min_side: int = 160,
         threads: int = 1,
     ) -> None:
         import onnxruntime as ort
@@ -120,12 +125,20 @@ class RetinaFaceDetector:
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.max_side = max_side
+        self.min_side = min_side
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in ``image`` (H x W x 3 RGB uint8), highest score first."""
+        longest = max(image.shape[:2])
+        faces = self._detect(image, min(1.0, self.max_side / longest))
+        if not faces and longest < self.min_side:
+            faces = self._detect(image, self.min_side / longest)
+        return faces
+
+    def _detect(self, image: np.ndarray, scale: float) -> list[Detection]:
+        """Faces found in ``image`` resized by ``scale`` (bilinear), in ``image``'s pixels."""
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        if scale < 1.0:
+        if scale != 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
         else:
