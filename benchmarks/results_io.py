@@ -13,12 +13,12 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 
 
-def save_results(name: str, data: Any, markdown: str) -> None:
-    """Write ``results/NAME.json`` and ``results/NAME.md`` and print the Markdown.
+def save_results(name: str, data: Any, markdown: str, folder: Path = RESULTS) -> None:
+    """Write ``results/NAME.json`` and ``results/NAME.md`` (or into ``folder``) and print the Markdown.
 
     >>> save_results("example", {"faces_per_s": 220}, "| faces/s |\\n|---|\\n| 220 |\\n")  # doctest: +SKIP
     """
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
-    (RESULTS / f"{name}.md").write_text(markdown)
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(data, indent=1))
+    (folder / f"{name}.md").write_text(markdown)
     print(markdown)

@@ -25,6 +25,7 @@ OF_THE_SHIPPED_MODEL = (
     "load_api",
     "models",
     "pipeline_speed",
+    "robustness",
 )
 
 

@@ -54,6 +54,13 @@ def test_small_faces_are_flagged_not_hidden(analyzer):
     assert "small" in face.quality_flags
 
 
+def test_noisy_faces_are_flagged_and_clean_ones_are_not(analyzer):
+    photo = load_image(IMAGES / "astronaut_1mp.jpg")  # a face about as large as the aligned crop
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
+    (clean_face,), (noisy_face,) = analyzer.analyze(photo), analyzer.analyze(noisy)
+    assert "noisy" not in clean_face.quality_flags and "noisy" in noisy_face.quality_flags
+
+
 def test_bad_input_raises_typed_error_from_analyze(analyzer):
     with pytest.raises(ImageError) as exc:
         analyzer.analyze(IMAGES / "text.jpg")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "candidates"))
+from degrade import DEGRADATIONS, degrade
 from self_distill import OnnxModule, as_float
 from single_pass import single_pass_graph
 
@@ -74,3 +75,20 @@ def test_the_graph_as_a_module_computes_what_onnxruntime_does_and_writes_its_wei
     written = run(module.to_onnx(), faces.images)
     assert not np.allclose(written[0], ours[0], atol=1e-4)
     np.testing.assert_allclose(written[0], changed[0], atol=1e-4)
+
+
+def test_each_degradation_changes_a_face_but_keeps_its_shape_and_type():
+    rng = np.random.default_rng(0)
+    face = np.asarray(rng.integers(40, 220, (64, 64, 3)), np.uint8)
+    for degradation in DEGRADATIONS:
+        out = degradation(face.astype(np.float32), np.random.default_rng(1))
+        assert out.shape == face.shape, degradation.__name__
+        assert np.abs(out - face).mean() > 1, degradation.__name__
+    assert degrade(face, rng).dtype == np.uint8
+
+
+def test_a_tight_crop_keeps_the_middle_and_stretches_its_border():
+    face = np.arange(100 * 100 * 3, dtype=np.float32).reshape(100, 100, 3)
+    tight = DEGRADATIONS[-1](face, np.random.default_rng(0))
+    assert np.array_equal(tight[50, 50], face[50, 50])  # kept pixels stay where they were
+    assert np.array_equal(tight[0, 50], tight[4, 50])  # rows above the kept part repeat its first row

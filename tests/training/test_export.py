@@ -110,3 +110,15 @@ def test_a_distilled_models_card_names_its_teachers_and_their_training_time(ship
     assert "- Distilled: 50% of each head's loss" in card
     assert "2 teacher networks on the training faces (multitask_v6 (lite1), multitask_v7 (lite2))" in card
     assert "took 235 minutes more" in card
+
+
+def test_the_packaged_model_card_is_the_one_its_metadata_and_report_render():
+    from faceattrs.evaluation.model_card import render_model_card
+    from faceattrs.inference.attribute_model import default_model_dir
+
+    assets = default_model_dir()
+    metadata = json.loads((assets / "metadata.json").read_text())
+    report = json.loads((assets / "report.json").read_text())
+    assert (assets / "MODEL_CARD.md").read_text() == render_model_card(metadata, report), (
+        "MODEL_CARD.md is stale: render it again from metadata.json and report.json"
+    )

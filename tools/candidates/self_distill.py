@@ -9,9 +9,15 @@ mirrored, to minimise the KL divergence from the flip-averaged model's softmax o
 labels). The trained weights go back into the same graph, which is recalibrated on validation.
 Measured in session 14 (2 epochs, one-cycle lr 1e-4, 14 minutes here): it bought almost nothing.
 
+With ``--degrade P`` each training face is, with probability P, degraded (``degrade.py``: noise,
+JPEG, blur, greyscale, light, contrast, tight framing) before the student sees it, while the target
+stays the teacher's output on the clean face: the student learns to read a poor photo as the
+teacher reads a good one (session 15's robustness candidate).
+
 Usage (from the repository root)::
 
-    python tools/candidates/self_distill.py --model-dir runs/v6 --out runs/v6_self_distilled [--epochs 2]
+    python tools/candidates/self_distill.py --model-dir runs/v6 --out runs/v6_self_distilled \\
+        [--epochs 2] [--degrade 0.5]
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from degrade import degrade  # sibling scripts
 from onnx import numpy_helper
 from onnxruntime.quantization import quant_pre_process
-from single_pass import single_pass_graph, write_recalibrated  # sibling script
+from single_pass import single_pass_graph, write_recalibrated
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
@@ -129,6 +136,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-4, help="peak of the one-cycle schedule")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--degrade", type=float, default=0.0, help="share of training faces degraded (degrade.py)")
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/utkface/UTKFace"))
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -151,12 +159,15 @@ def main() -> None:
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, args.lr, total_steps=args.epochs * steps_per_epoch, pct_start=0.05
     )
-    started = time.time()
+    started, rng = time.time(), np.random.default_rng(0)
     for epoch in range(args.epochs):
         order = torch.randperm(len(train)).numpy()
         for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False):
             rows = np.sort(order[step * args.batch_size : (step + 1) * args.batch_size])
-            x = as_float(train.images[rows])
+            images = train.images[rows]
+            if args.degrade > 0:
+                images = np.stack([degrade(im, rng) if rng.random() < args.degrade else im for im in images])
+            x = as_float(images)
             mirror = torch.rand(len(rows)) < 0.5  # the teacher's output is the same for both: it averages them
             x = torch.where(mirror[:, None, None, None], x.flip(3), x)
             loss = sum(
@@ -170,8 +181,11 @@ def main() -> None:
         rate = (epoch + 1) * steps_per_epoch * args.batch_size / (time.time() - started)
         print(f"epoch {epoch + 1} ({rate:.0f} faces/s):", scores(student, val), flush=True)
 
+    kind = "single pass, self-distilled from the flip-averaged model on the train faces"
+    if args.degrade > 0:
+        kind += f" ({args.degrade:.0%} of them degraded for the student: tools/candidates/degrade.py)"
     note = {
-        "kind": "single pass, self-distilled from the flip-averaged model on the train faces (tools/candidates)",
+        "kind": f"{kind} (tools/candidates)",
         "epochs": args.epochs,
         "lr": args.lr,
         "base_model_sha256": teacher.metadata["sha256"],
