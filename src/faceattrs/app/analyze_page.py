@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from faceattrs.app.messages import MAX_FACES, MAX_UPLOAD_MB, friendly
+from faceattrs.app.messages import MAX_FACES, MAX_UPLOAD_MB, friendly, quality_warning
 from faceattrs.inference import attribute_model
 from faceattrs.inference.analyzer import Analyzer, Face, ImageResult
 from faceattrs.inference.annotate import annotate
@@ -125,11 +125,7 @@ def _face_card(face: Face) -> None:
         if face.age_probs is not None:
             st.bar_chart(age_chart(face), x="age", height=230, x_label="age (years)", y_label="", stack=True)
         if face.quality_flags:
-            st.warning(
-                "Treat with care: the face is " + " and ".join(face.quality_flags) + ", so these estimates are "
-                "less reliable.",
-                icon=":material/warning:",
-            )
+            st.warning(quality_warning(face.quality_flags), icon=":material/warning:")
 
 
 def _show(name: str, result: ImageResult) -> None:

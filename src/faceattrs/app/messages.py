@@ -24,3 +24,13 @@ def friendly(code: str | None, message: str | None, name: str) -> str:
         f"and {MAX_UPLOAD_MB} MB per file.",
     }
     return texts.get(code or "", f"**{name}** could not be analysed: {message}")
+
+
+def quality_warning(flags: list[str]) -> str:
+    """The caution shown under a face the pipeline flagged (``Face.quality_flags``).
+
+    >>> quality_warning(["small", "blurry", "noisy"])
+    'Treat with care: the face is small, blurry and noisy, so these estimates are less reliable.'
+    """
+    listed = flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " and " + flags[-1]
+    return f"Treat with care: the face is {listed}, so these estimates are less reliable."
