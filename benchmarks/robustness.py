@@ -30,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
+from sklearn.metrics import accuracy_score
 from tqdm import tqdm
 
 from faceattrs import Analyzer
 from faceattrs.data.labels import ETHNICITIES, GENDERS, parse_utkface_name
 from faceattrs.data.split import read_split
+from faceattrs.evaluation.metrics import age_metrics
 from faceattrs.inference.attribute_model import model_identity
 from results_io import RESULTS, save_results
 
@@ -127,18 +129,18 @@ def score(faces, labels) -> dict[str, float]:
     out: dict[str, float] = {"n": len(faces), "found": len(found) / len(faces)}
     if not found:
         return out
-    out["flagged"] = float(np.mean([bool(faces[i].quality_flags) for i in found]))
-    age = np.array([labels[i].age for i in found], float)
-    pred = np.array([faces[i].age for i in found])
-    low, high = np.array([faces[i].age_low for i in found]), np.array([faces[i].age_high for i in found])
-    err = np.abs(pred - age)
-    ethnicity = [(ETHNICITIES.index(faces[i].ethnicity), labels[i].race) for i in found]
-    gender = [(GENDERS.index(faces[i].gender), labels[i].gender) for i in found]
+    faces, labels = [faces[i] for i in found], [labels[i] for i in found]
+    age = np.array([lab.age for lab in labels], float)
+    low, high = np.array([f.age_low for f in faces]), np.array([f.age_high for f in faces])
+    age_figures = age_metrics(age, [f.age for f in faces])
     return out | {
-        "age_mae": float(err.mean()),
-        "age_cs5": float((err <= 5).mean()),
-        "ethnicity_accuracy": float(np.mean([p == t for p, t in ethnicity])),
-        "gender_accuracy": float(np.mean([p == t for p, t in gender])),
+        "flagged": float(np.mean([bool(f.quality_flags) for f in faces])),
+        "age_mae": age_figures["mae"],
+        "age_cs5": age_figures["cs5"],
+        "ethnicity_accuracy": accuracy_score(
+            [lab.race for lab in labels], [ETHNICITIES.index(f.ethnicity) for f in faces]
+        ),
+        "gender_accuracy": accuracy_score([lab.gender for lab in labels], [GENDERS.index(f.gender) for f in faces]),
         "range_coverage": float(((age >= low) & (age <= high)).mean()),
     }
 

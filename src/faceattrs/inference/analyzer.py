@@ -88,9 +88,14 @@ class ImageResult:
     image: np.ndarray | None = field(default=None, repr=False)
 
 
+def _grey(crop: np.ndarray) -> np.ndarray:
+    """Luma (ITU-R 601 weights) of an RGB crop, as float32."""
+    return crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def blur_score(crop: np.ndarray) -> float:
     """Variance of the Laplacian of the grey crop (low = blurry)."""
-    grey = crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = _grey(crop)
     lap = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
     return float(lap.var())
 
@@ -105,7 +110,7 @@ def noise_score(crop: np.ndarray) -> float:
     >>> round(noise_score(flat), 1), 8 < noise_score(noisy) < 12
     (0.0, True)
     """
-    g = crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    g = _grey(crop)
     rows = g[:, :-2] - 2 * g[:, 1:-1] + g[:, 2:]  # second difference along each row
     laplace = rows[:-2] - 2 * rows[1:-1] + rows[2:]  # ... and down the columns: the kernel [1 -2 1]^T [1 -2 1]
     return float(np.sqrt(np.pi / 2) * np.abs(laplace).mean() / 6)
