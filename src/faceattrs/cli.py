@@ -225,6 +225,27 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return _score_validation_only(args.out, parts["val"])
 
 
+def _cmd_self_distill(args: argparse.Namespace) -> int:
+    from faceattrs.data.cache import load_faces
+    from faceattrs.inference.attribute_model import AttributeModel
+    from faceattrs.training.protocols import project_protocol
+    from faceattrs.training.self_distill import SelfDistillConfig, self_distill_model_dir
+
+    if args.out.resolve() == args.model_dir.resolve():
+        raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
+    if not 0 <= args.degrade <= 1:
+        raise UserError("--degrade is a share of the training faces, between 0 and 1")
+    if args.epochs < 1:
+        raise UserError("--epochs must be at least 1")
+    base = AttributeModel(args.model_dir)
+    if not base.metadata["input"].get("flip_tta_in_graph"):
+        raise UserError(f"{args.model_dir} does not average over a mirror image: give an exported multitask model")
+    parts = project_protocol(load_faces(args.data, base.input_size), args.split)
+    config = SelfDistillConfig(epochs=args.epochs, lr=args.lr, degrade=args.degrade)
+    self_distill_model_dir(args.model_dir, args.out, parts, args.version, config, single_pass=args.single_pass)
+    return _score_validation_only(args.out, parts["val"])
+
+
 def _score_validation_only(model_dir: Path, val, note: str = "") -> int:
     """Score a candidate on validation (``validation.json``), leaving the test part alone."""
     from faceattrs.inference.attribute_model import AttributeModel
@@ -506,6 +527,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quantize.add_argument("--calibration-faces", type=int, help="random train faces that set the ranges (default 128)")
     quantize.set_defaults(func=_cmd_quantize)
+
+    distill = sub.add_parser(
+        "self-distill",
+        parents=[common],
+        help="fine-tune an exported model to read degraded faces as it reads clean ones (scored on validation only)",
+    )
+    distill.add_argument("--model-dir", type=Path, required=True, help="an exported multitask model (flip averaged)")
+    distill.add_argument("--out", type=Path, required=True)
+    distill.add_argument("--version", required=True, help="model version written to metadata.json")
+    # Defaults: the shipped model's (faceattrs.training.self_distill.SelfDistillConfig; a test keeps them equal).
+    distill.add_argument("--degrade", type=float, default=0.5, help="share of training faces degraded (default 0.5)")
+    distill.add_argument("--epochs", type=int, default=2)
+    distill.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the one-cycle schedule")
+    distill.add_argument("--single-pass", action="store_true", help="write one pass, without flip averaging (faster)")
+    distill.set_defaults(func=_cmd_self_distill)
 
     heads = sub.add_parser(
         "add-descriptor-heads",

@@ -112,6 +112,18 @@ def test_a_distilled_models_card_names_its_teachers_and_their_training_time(ship
     assert "took 235 minutes more" in card
 
 
+def test_a_self_distilled_models_card_says_how_it_was_fine_tuned(shipped):
+    from faceattrs.evaluation.model_card import render_model_card
+
+    model_dir, report, _ = shipped
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert "fine-tuned for poor photos" not in render_model_card(meta, report)
+    meta["training"]["self_distillation"] = {"epochs": 2, "degrade": 0.5, "train_seconds": 1500}
+    card = render_model_card(meta, report)
+    assert "fine-tuned for poor photos (`faceattrs self-distill`, no labels): 2 more epochs" in card
+    assert "with 50% of them degraded" in card and "; 25 minutes." in card
+
+
 def test_the_packaged_model_card_is_the_one_its_metadata_and_report_render():
     from faceattrs.evaluation.model_card import render_model_card
     from faceattrs.inference.attribute_model import default_model_dir

@@ -73,6 +73,18 @@ def _distillation(training: dict[str, Any], settings: dict[str, Any]) -> list[st
     ]
 
 
+def _self_distillation(training: dict[str, Any]) -> list[str]:
+    tuned = training.get("self_distillation")
+    if not tuned:
+        return []
+    return [
+        f"- Then fine-tuned for poor photos (`faceattrs self-distill`, no labels): {tuned['epochs']} more epochs "
+        f"in which the network, shown the train faces with {tuned['degrade']:.0%} of them degraded (noise, JPEG, "
+        "blur, greyscale, light, contrast, tight framing), learnt to give the outputs it gave before on the clean "
+        f"faces; {tuned['train_seconds'] / 60:.0f} minutes.",
+    ]
+
+
 def _descriptor_heads(training: dict[str, Any]) -> list[str]:
     blend = training.get("descriptor_heads")
     if not blend:
@@ -136,6 +148,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "
         f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
         *_distillation(training, settings),
+        *_self_distillation(training),
         *_descriptor_heads(training),
         "",
         "## Training data",

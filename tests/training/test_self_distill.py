@@ -1,0 +1,71 @@
+"""Self-distillation: the graph as a trainable module, the degradations, a tiny end-to-end run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.training.degrade import DEGRADATIONS, degrade
+from faceattrs.training.onnx_graphs import folded, single_pass_graph
+from faceattrs.training.self_distill import OnnxModule, SelfDistillConfig, as_float, self_distill_model_dir
+from tests.training.conftest import run_graph
+
+
+def test_the_graph_as_a_module_computes_what_onnxruntime_does_and_writes_its_weights_back(tiny, tmp_path):
+    model_dir, faces = tiny
+    module = OnnxModule(folded(single_pass_graph(model_dir / "model.onnx"))).eval()
+    with torch.no_grad():
+        ours = [o.numpy() for o in module(as_float(faces.images))]
+    for a, b in zip(ours, run_graph(module.model, faces.images), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    with torch.no_grad():  # a change to the module's weights reaches the graph it writes
+        next(iter(module.weights.values())).mul_(0.5)
+        changed = [o.numpy() for o in module(as_float(faces.images))]
+    written = run_graph(module.to_onnx(), faces.images)
+    assert not np.allclose(written[0], ours[0], atol=1e-4)
+    np.testing.assert_allclose(written[0], changed[0], atol=1e-4)
+
+
+def test_each_degradation_changes_a_face_but_keeps_its_shape_and_type():
+    rng = np.random.default_rng(0)
+    face = np.asarray(rng.integers(40, 220, (64, 64, 3)), np.uint8)
+    for degradation in DEGRADATIONS:
+        out = degradation(face.astype(np.float32), np.random.default_rng(1))
+        assert out.shape == face.shape, degradation.__name__
+        assert np.abs(out - face).mean() > 1, degradation.__name__
+    assert degrade(face, rng).dtype == np.uint8
+
+
+def test_a_tight_crop_keeps_the_middle_and_stretches_its_border():
+    face = np.arange(100 * 100 * 3, dtype=np.float32).reshape(100, 100, 3)
+    tight = DEGRADATIONS[-1](face, np.random.default_rng(0))
+    assert np.array_equal(tight[50, 50], face[50, 50])  # kept pixels stay where they were
+    assert np.array_equal(tight[0, 50], tight[4, 50])  # rows above the kept part repeat its first row
+
+
+@pytest.mark.parametrize("single_pass", [False, True])
+def test_self_distillation_writes_a_loadable_recalibrated_model_that_records_how_it_was_made(tmp_path, single_pass):
+    from tests.conftest import ship_random_model
+
+    base, _, faces = ship_random_model(tmp_path, n_faces=8, image_size=64, backbone="lite1")
+    parts = {"train": faces, "val": faces, "test": faces}
+    config = SelfDistillConfig(epochs=1, batch_size=4, lr=1e-2)
+    self_distill_model_dir(base, tmp_path / "out", parts, "sd-test", config, single_pass=single_pass)
+    model = AttributeModel(tmp_path / "out")  # the sha256 in the metadata matches the file
+    metadata = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert metadata["version"] == "sd-test" and "metrics" not in metadata  # test not scored
+    assert metadata["input"]["flip_tta_in_graph"] is not single_pass
+    assert metadata["training"]["self_distillation"]["degrade"] == 0.5
+    assert metadata["training"]["self_distillation"]["teacher_sha256"] == AttributeModel(base).metadata["sha256"]
+    before, after = AttributeModel(base).raw(faces.images), model.raw(faces.images)
+    assert not np.allclose(before["age_logits"], after["age_logits"])  # the weights were trained
+
+
+def test_the_cli_defaults_are_the_shipped_recipe():
+    from faceattrs.cli import build_parser
+
+    args = build_parser().parse_args(["self-distill", "--model-dir", "a", "--out", "b", "--version", "1"])
+    config = SelfDistillConfig()
+    assert (args.degrade, args.epochs, args.lr) == (config.degrade, config.epochs, config.lr)
