@@ -76,3 +76,14 @@ def test_quantize_refuses_bad_arguments_in_one_line(tmp_path, model_dir, capsys)
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 3 and all(e.startswith("faceattrs: error: ") for e in errors)
     assert not (tmp_path / "int8").exists()
+
+
+def test_self_distill_refuses_bad_arguments_in_one_line(tmp_path, model_dir, capsys):
+    common = ["--out", str(tmp_path / "tuned"), "--version", "sd"]
+    assert main(["self-distill", "--model-dir", str(tmp_path / "missing"), *common]) == 2
+    assert main(["self-distill", "--model-dir", str(model_dir), "--out", str(model_dir), "--version", "sd"]) == 2
+    assert main(["self-distill", "--model-dir", str(model_dir), *common, "--degrade", "1.5"]) == 2
+    assert main(["self-distill", "--model-dir", str(model_dir), *common, "--epochs", "0"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 4 and all(e.startswith("faceattrs: error: ") for e in errors)
+    assert not (tmp_path / "tuned").exists()

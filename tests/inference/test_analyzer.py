@@ -61,6 +61,15 @@ def test_noisy_faces_are_flagged_and_clean_ones_are_not(analyzer):
     assert "noisy" not in clean_face.quality_flags and "noisy" in noisy_face.quality_flags
 
 
+def test_faces_cut_off_by_the_photo_edge_are_flagged(analyzer):
+    photo = load_image(IMAGES / "astronaut.jpg")
+    (face,) = analyzer.analyze(photo)
+    x, y, w, h = (int(v) for v in face.box)
+    tight = np.ascontiguousarray(photo[y + h // 5 : y + h, x + w // 8 : x + w - w // 8])  # forehead and sides cut
+    (cut,) = analyzer.analyze(tight)
+    assert "cut off" not in face.quality_flags and "cut off" in cut.quality_flags
+
+
 def test_bad_input_raises_typed_error_from_analyze(analyzer):
     with pytest.raises(ImageError) as exc:
         analyzer.analyze(IMAGES / "text.jpg")

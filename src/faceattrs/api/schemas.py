@@ -40,7 +40,10 @@ class FaceOut(BaseModel):
     p_indian: float
     p_others: float
     landmarks: list[list[float]] = Field(description="5 points (x, y): eyes, nose, mouth corners; [] when aligned")
-    quality_flags: list[str] = Field(description='"small", "blurry" or "noisy" when the estimate deserves less trust')
+    quality_flags: list[str] = Field(
+        description='"small", "blurry", "noisy" or "cut off" (the photo cuts off part of the head) '
+        "when the estimate deserves less trust"
+    )
 
     @classmethod
     def of(cls, face: Face) -> FaceOut:

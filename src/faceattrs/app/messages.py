@@ -31,6 +31,8 @@ def quality_warning(flags: list[str]) -> str:
 
     >>> quality_warning(["small", "blurry", "noisy"])
     'Treat with care: the face is small, blurry and noisy, so these estimates are less reliable.'
+    >>> quality_warning(["cut off"])
+    'Treat with care: the face is cut off, so these estimates are less reliable.'
     """
     listed = flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " and " + flags[-1]
     return f"Treat with care: the face is {listed}, so these estimates are less reliable."

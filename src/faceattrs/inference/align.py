@@ -83,6 +83,24 @@ def warp_to_template(image: np.ndarray, matrix: np.ndarray, size: int) -> np.nda
     return np.asarray(warped)
 
 
+def outside_share(matrix: np.ndarray, image_shape: tuple[int, ...], size: int, step: int = 4) -> float:
+    """The share of the ``size`` square crop that lies outside the photo (filled by repeating its edge).
+
+    A large share means the photo cuts off part of the head the model expects to see (chin,
+    forehead, hair), the framing that costs the model most (``benchmarks/robustness.py``).
+    Sampled every ``step`` crop pixels.
+
+    >>> outside_share(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (100, 100, 3), 200)  # a 100 px photo in a 200 px crop
+    0.75
+    """
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # crop pixel -> photo pixel
+    centres = np.arange(step / 2, size, step)
+    xs, ys = np.meshgrid(centres, centres)
+    x, y = inverse @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    height, width = image_shape[:2]
+    return float(((x < 0) | (x > width) | (y < 0) | (y > height)).mean())
+
+
 def face_scale(matrix: np.ndarray) -> float:
     """How much the alignment enlarges the face (>1: the face was smaller than the crop)."""
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
