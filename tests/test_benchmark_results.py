@@ -26,6 +26,7 @@ OF_THE_SHIPPED_MODEL = (
     "models",
     "pipeline_speed",
     "robustness",
+    "robustness_compare",
 )
 
 
