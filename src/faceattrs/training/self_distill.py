@@ -33,11 +33,13 @@ import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
+from sklearn.metrics import accuracy_score
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
 from faceattrs.calibration import age_median
+from faceattrs.evaluation.metrics import age_metrics
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.training.degrade import degrade as degrade_face
 from faceattrs.training.export import onnx_predictions, recalibrate, write_derived_model
@@ -135,10 +137,11 @@ def scores(module: OnnxModule, faces) -> str:
         outs = [[o.numpy() for o in module(as_float(faces.images[i : i + 128]))] for i in range(0, len(faces), 128)]
     module.train()
     age, eth, gender = (np.concatenate([o[k] for o in outs]) for k in range(3))
-    error = np.abs(age_median(age) - faces.age)
+    figures = age_metrics(faces.age, age_median(age))
     return (
-        f"MAE {error.mean():.4f} CS@5 {100 * (error <= 5).mean():.2f} ethnicity "
-        f"{100 * (eth.argmax(1) == faces.race).mean():.2f} gender {100 * (gender.argmax(1) == faces.gender).mean():.2f}"
+        f"MAE {figures['mae']:.4f} CS@5 {100 * figures['cs5']:.2f} "
+        f"ethnicity {100 * accuracy_score(faces.race, eth.argmax(1)):.2f} "
+        f"gender {100 * accuracy_score(faces.gender, gender.argmax(1)):.2f}"
     )
 
 
