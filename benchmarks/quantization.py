@@ -1,24 +1,25 @@
-"""Is an int8 copy of the shipped model as good and faster? Measured on the validation part.
+"""Is an int8 copy of a float model as good and faster? Measured on the validation part.
 
 The issue allows fp16 or int8 only if the measured quality loss is negligible. EfficientNet-Lite
 was designed to quantise well (ReLU6, no squeeze-excitation), and this CPU has AVX-512 VNNI
-integer dot products, so static int8 quantisation (onnxruntime, QDQ format, per-channel weights)
-is the candidate. Activation ranges are calibrated on faces of the *train* part, never on the
-validation or test faces the model is judged on.
+integer dot products, so static int8 quantisation (onnxruntime, QDQ format, per-channel weights
+in 7 bits: ``faceattrs.training.quantize``) is the candidate. Activation ranges are calibrated on
+faces of the *train* part, never on the validation or test faces the model is judged on.
 
-Rows: the shipped float32 model and each int8 calibration method, scored on all validation
-faces (the shipped temperatures and age interval applied to every model's logits, so accuracy
-and age error compare the networks alone), with faces/s at batch 1 and 32 timed side by side
-in this process on prepared 128 px faces.
+Rows: the float32 model and each int8 calibration method, scored on all validation faces (the
+float model's temperatures and age interval applied to every model's logits, so accuracy and age
+error compare the networks alone), with faces/s at batch 1 and 32 timed side by side in this
+process on prepared 128 px faces.
 
 Usage::
 
-    python benchmarks/quantization.py [--calibration-faces 128] [--methods minmax percentile] [--model-dir DIR]
+    python benchmarks/quantization.py --model-dir DIR [--calibration-faces 128] [--methods minmax percentile]
 
-The saved table measured model version 6 (the first network of versions 9 and 10): the int8 graph
-the quantiser writes from version 9's file does not load ("Duplicate definition of name"); the same
-model before ``compact_names`` quantises, so the cause is in what that step changes (not yet found).
-Version 10 ships its second network already int8.
+DIR is a float model folder: the shipped model is int8 itself since version 14 (whose first
+network is the thirteenth's quantised by ``faceattrs quantize``). The saved table measured version
+6, the first network of versions 9 to 11: the int8 graph the quantiser writes from version 9's file
+does not load ("Duplicate definition of name"); the same model before ``compact_names`` quantises,
+so the cause is in what that step changes (not yet found).
 
 Writes ``benchmarks/results/quantization.json`` and ``.md``.
 """
@@ -36,7 +37,7 @@ import onnxruntime as ort
 
 from faceattrs.data.cache import load_faces
 from faceattrs.evaluation.metrics import Predictions
-from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, default_model_dir, model_identity
+from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, model_identity
 from faceattrs.training.protocols import project_protocol
 from faceattrs.training.quantize import METHODS, calibration_sample, quantize_int8
 from models import time_model  # sibling scripts: python puts benchmarks/ on the path
@@ -69,17 +70,18 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--model-dir", type=Path, help="model folder (default: the shipped model)")
+    parser.add_argument("--model-dir", type=Path, required=True, help="a float model folder")
     args = parser.parse_args()
-    model_dir = args.model_dir or default_model_dir()
-    shipped = AttributeModel(model_dir, threads=args.threads)  # checks the sha256; its calibration is reused
-    size = shipped.input_size
+    model_dir = args.model_dir
+    float_model = AttributeModel(model_dir, threads=args.threads)  # checks the sha256; its calibration is reused
+    size = float_model.input_size
+    float_row = f"float32 (version {float_model.metadata['version']})"
     parts = project_protocol(load_faces(DATA, size, progress=False))
     calibration = calibration_sample(parts["train"].images, args.calibration_faces)
     val = parts["val"]
 
     with tempfile.TemporaryDirectory() as tmp:
-        models = {"float32 (shipped)": model_dir / MODEL_FILE}
+        models = {float_row: model_dir / MODEL_FILE}
         for method in args.methods:
             models[f"int8 static, {method} calibration"] = quantize(
                 model_dir / MODEL_FILE, calibration, method, Path(tmp)
@@ -92,18 +94,18 @@ def main() -> None:
                 s.run(None, {"images": np.ascontiguousarray(val.images[i : i + 64])}) for i in range(0, len(val), 64)
             ]
             logits = {o.name: np.concatenate([r[k] for r in outs]) for k, o in enumerate(s.get_outputs())}
-            c = shipped.calibrate(logits)
+            c = float_model.calibrate(logits)
             preds = Predictions(age=c.age, ethnicity_proba=c.ethnicity_proba, gender_proba=c.gender_proba)
             inside = (val.age >= c.age_low) & (val.age <= c.age_high)
             rows[name] = {**scores(preds, val), "interval_coverage": float(inside.mean()), "file_mb": sizes[name]}
         # Only the network differs between the rows, so they are timed on the prepared 128 px faces
-        # (no resize: models.py times the shipped model from 200 px crops).
+        # (no resize: models.py times whole models from 200 px crops).
         for batch in (1, 32):
             for name, s in sessions.items():
                 run = lambda b, s=s: s.run(None, {"images": b})  # noqa: E731
                 rows[name][f"faces_per_s_batch{batch}"] = time_model(run, size, val.images, batch, args.repeats)
 
-    base = rows["float32 (shipped)"]
+    base = rows[float_row]
     result = {
         "model": model_identity(model_dir),
         "validation_faces": len(val),

@@ -134,3 +134,19 @@ def test_the_packaged_model_card_is_the_one_its_metadata_and_report_render():
     assert (assets / "MODEL_CARD.md").read_text() == render_model_card(metadata, report), (
         "MODEL_CARD.md is stale: render it again from metadata.json and report.json"
     )
+
+
+def test_an_int8_models_card_says_how_it_was_quantised(shipped):
+    from faceattrs.evaluation.model_card import render_model_card
+
+    model_dir, report, _ = shipped
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert "stored as int8" not in render_model_card(meta, report)
+    meta["training"]["quantization"] = {
+        "weights": "int8 in 7 bits",
+        "activations": "uint8, ranges from 128 random train faces (percentile calibration)",
+        "format": "onnxruntime static quantisation, QDQ",
+    }
+    card = render_model_card(meta, report)
+    assert "- Then stored as int8 (`faceattrs quantize`): weights int8 in 7 bits; activations uint8" in card
+    assert "onnxruntime static quantisation, QDQ. Temperatures and the age range were refitted" in card

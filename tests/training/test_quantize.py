@@ -3,6 +3,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 
 from faceattrs.cli import QUANTIZE_METHODS
 from faceattrs.inference.attribute_model import AttributeModel
@@ -30,6 +31,32 @@ def test_the_int8_copy_is_quantised_and_close_to_the_float_model(quantised):
     for name, logits in fp.items():
         scale = np.abs(logits).max()
         assert np.abs(int8[name] - logits).max() < 0.15 * scale, name
+
+
+def int8_weights(model_file) -> list[np.ndarray]:
+    graph = onnx.load(str(model_file)).graph
+    return [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+
+
+def seven_bit(weights: list[np.ndarray]) -> bool:
+    # onnxruntime's uint8 x int8 kernels for x86 CPUs without VNNI add pairs of products into int16:
+    # 255 * 64 * 2 fits, 255 * 127 * 2 saturates and changes the outputs on those CPUs only
+    return all(np.abs(w.astype(int)).max() <= 64 for w in weights)
+
+
+def test_int8_weights_use_seven_bits_so_every_x86_cpu_gives_the_same_outputs(quantised):
+    root, _, _ = quantised
+    weights = int8_weights(root / "int8" / "model.onnx")
+    assert weights and seven_bit(weights)
+    assert any(np.abs(w.astype(int)).max() == 64 for w in weights)  # the range is used, not shrunk further
+
+
+def test_the_shipped_models_int8_weights_use_seven_bits():
+    from tests.conftest import SHIPPED
+
+    weights = int8_weights(SHIPPED / "model.onnx")
+    assert weights, "the shipped model has int8 parts"
+    assert seven_bit(weights), "an int8 weight of the shipped model needs 8 bits: rebuild it with faceattrs quantize"
 
 
 def test_metadata_names_the_base_and_refits_the_calibration_on_validation(quantised):

@@ -85,6 +85,17 @@ def _self_distillation(training: dict[str, Any]) -> list[str]:
     ]
 
 
+def _quantization(training: dict[str, Any]) -> list[str]:
+    quantized = training.get("quantization")
+    if not quantized:
+        return []
+    return [
+        f"- Then stored as int8 (`faceattrs quantize`): weights {quantized['weights']}; activations "
+        f"{quantized['activations']}; {quantized['format']}. Temperatures and the age range were refitted "
+        "on validation through the int8 file.",
+    ]
+
+
 def _descriptor_heads(training: dict[str, Any]) -> list[str]:
     blend = training.get("descriptor_heads")
     if not blend:
@@ -149,6 +160,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
         *_distillation(training, settings),
         *_self_distillation(training),
+        *_quantization(training),
         *_descriptor_heads(training),
         "",
         "## Training data",

@@ -274,7 +274,7 @@ def _weight_storage(descriptors_int8: bool, first_int8: bool) -> str:
     parts = ["first network int8 (training.quantization)"] if first_int8 else []
     if descriptors_int8:
         parts.append(
-            f"descriptor network int8 (weights per output channel, uint8 activations with ranges from "
+            f"descriptor network int8 (7-bit weights per output channel, uint8 activations with ranges from "
             f"{CALIBRATION_FACES} random train faces; onnxruntime static QDQ)"
         )
     return "; ".join([*parts, ("the rest " if parts else "") + "float16, computed in float32"])
