@@ -23,6 +23,7 @@ folder) into that folder instead.
 from __future__ import annotations
 
 import argparse
+import platform
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,8 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, help="a candidate model folder (default: the shipped model)")
     parser.add_argument("--cpu", default="Haswell", help="QEMU CPU model to emulate (one without VNNI)")
     args = parser.parse_args()
+    if platform.machine() != "x86_64":
+        raise SystemExit("this compares onnxruntime's x86 kernels: run it on an x86_64 machine")
     qemu = shutil.which("qemu-x86_64")
     if qemu is None:
         raise SystemExit("qemu-x86_64 not found: apt-get install qemu-user")

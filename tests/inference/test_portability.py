@@ -10,6 +10,7 @@ Skipped where QEMU's user-mode emulator is not installed (``apt-get install qemu
 """
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,7 @@ def outputs_on_both_cpus(model_dir: Path, work: Path) -> tuple[np.ndarray, np.nd
     return np.array(native["faces"]), np.array(emulated["faces"])
 
 
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="onnxruntime's x86 kernels: an x86_64 machine only")
 @pytest.mark.skipif(QEMU is None, reason="qemu-user not installed (apt-get install qemu-user)")
 def test_the_shipped_model_answers_the_same_on_a_cpu_without_vnni(tmp_path):
     native, emulated = outputs_on_both_cpus(SHIPPED, tmp_path)
