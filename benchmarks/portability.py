@@ -7,8 +7,8 @@ the outputs change on those CPUs only (onnxruntime issues 5849, 6004, 14642). Th
 model on validation crops twice, natively and under QEMU's user-mode emulation of a CPU without
 VNNI (``qemu-x86_64 -cpu Haswell``: AVX2, no AVX-512, no VNNI; each run records the features numpy
 detects), and compares what a user would see: the age, the ends of its range, the ethnicity and
-gender probabilities and their accuracy on the faces' labels. QEMU runs float arithmetic faithfully,
-so float parts of the model agree exactly; only int8 kernels can differ.
+gender probabilities and their accuracy on the faces' labels. Float kernels also take other code
+paths on the two CPUs, but they differ only in the last bits; the int8 kernels can differ by far more.
 
 Needs Debian's ``qemu-user`` (``apt-get install qemu-user``). Validation part only.
 

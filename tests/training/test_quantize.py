@@ -7,7 +7,7 @@ from onnx import numpy_helper
 
 from faceattrs.cli import QUANTIZE_METHODS
 from faceattrs.inference.attribute_model import AttributeModel
-from faceattrs.training.quantize import METHODS, quantize_model_dir
+from faceattrs.training.quantize import MAX_INT8_WEIGHT, METHODS, quantize_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +38,19 @@ def int8_weights(model_file) -> list[np.ndarray]:
     return [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
 
 
+def largest(weights: np.ndarray) -> int:
+    return int(np.abs(weights.astype(int)).max())
+
+
 def seven_bit(weights: list[np.ndarray]) -> bool:
-    # onnxruntime's uint8 x int8 kernels for x86 CPUs without VNNI add pairs of products into int16:
-    # 255 * 64 * 2 fits, 255 * 127 * 2 saturates and changes the outputs on those CPUs only
-    return all(np.abs(w.astype(int)).max() <= 64 for w in weights)
+    return all(largest(w) <= MAX_INT8_WEIGHT for w in weights)
 
 
 def test_int8_weights_use_seven_bits_so_every_x86_cpu_gives_the_same_outputs(quantised):
     root, _, _ = quantised
     weights = int8_weights(root / "int8" / "model.onnx")
     assert weights and seven_bit(weights)
-    assert any(np.abs(w.astype(int)).max() == 64 for w in weights)  # the range is used, not shrunk further
+    assert any(largest(w) == MAX_INT8_WEIGHT for w in weights)  # the range is used, not shrunk further
 
 
 def test_the_shipped_models_int8_weights_use_seven_bits():

@@ -31,6 +31,11 @@ CALIBRATION_FACES = 128
 #: the method ``faceattrs quantize`` uses: of minmax, percentile (99.999%), entropy and moving-average minmax it
 #: moved the shipped first network's outputs least on 512 train faces (float against int8; README)
 DEFAULT_METHOD = "percentile"
+#: the largest int8 weight magnitude written (onnxruntime's ``reduce_range``: 7 bits). Without VNNI, x86
+#: CPUs multiply uint8 by int8 with instructions that add pairs of products into int16 and saturate
+#: there: 255 * 64 * 2 stays below 32767, 255 * 127 * 2 does not, so full-range weights change the
+#: outputs on those CPUs only
+MAX_INT8_WEIGHT = 64
 
 
 def calibration_sample(images: np.ndarray, n: int = CALIBRATION_FACES) -> np.ndarray:
@@ -78,9 +83,7 @@ def quantize_int8(model: onnx.ModelProto | Path, calibration: np.ndarray, method
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            # 7-bit weights: without VNNI, x86 CPUs multiply uint8 by int8 with instructions that add pairs of
-            # products into int16 and saturate there; 255 * 64 * 2 stays below 32767, 255 * 127 * 2 does not
-            reduce_range=True,
+            reduce_range=True,  # weights within +-MAX_INT8_WEIGHT
             calibrate_method=METHODS[method],
         )
         return onnx.load(str(int8))
