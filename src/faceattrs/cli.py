@@ -6,6 +6,7 @@
     faceattrs evaluate RUN ...              metrics JSON, Markdown report, plots
     faceattrs export RUN --out DIR          calibrate, export to ONNX, score once on test
     faceattrs quantize --model-dir DIR ...  an int8 copy of an exported model, recalibrated on validation
+    faceattrs finetune-descriptors ...      fine-tune the face-descriptor network on the train labels
     faceattrs add-descriptor-heads ...      blend face-descriptor heads into an exported model
 
 Expected failures (a missing folder, a bad argument) print one line on
@@ -262,9 +263,29 @@ def _score_validation_only(model_dir: Path, val, note: str = "") -> int:
     return 0
 
 
+def _cmd_finetune_descriptors(args: argparse.Namespace) -> int:
+    from faceattrs.data.cache import load_faces
+    from faceattrs.training.descriptor_finetune import DescriptorFinetuneConfig, finetune, save_finetuned
+    from faceattrs.training.protocols import project_protocol
+
+    if not args.net.is_file():
+        raise UserError(f"no network dump at {args.net} (tools/dlib_face_net/README.md says how to make it)")
+    if args.epochs < 1:
+        raise UserError("--epochs must be at least 1")
+    if args.size < 16:
+        raise UserError("--size is the first network's input size in pixels (128 for the shipped model)")
+    config = DescriptorFinetuneConfig(epochs=args.epochs, lr=args.lr)
+    train = project_protocol(load_faces(args.data, args.size), args.split)["train"]
+    model = finetune(args.net, train, config)
+    sha = save_finetuned(model, args.out, config, args.net, args.size)
+    print(f"wrote {args.out} (sha256 {sha[:12]}; {len(train)} train faces, {config.epochs} epochs)")
+    return 0
+
+
 def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
     from faceattrs.data.cache import load_faces
     from faceattrs.inference.attribute_model import AttributeModel
+    from faceattrs.training.descriptor_finetune import FinetunedMismatch
     from faceattrs.training.descriptor_heads import add_descriptor_heads
     from faceattrs.training.export import score_shipped
     from faceattrs.training.protocols import project_protocol
@@ -273,11 +294,22 @@ def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
         raise UserError(f"no network dump at {args.net} (tools/dlib_face_net/README.md says how to make it)")
     if args.out.resolve() == args.model_dir.resolve():
         raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
+    if args.finetuned is not None and not args.finetuned.is_file():
+        raise UserError(f"no fine-tuned weights at {args.finetuned} (faceattrs finetune-descriptors writes them)")
     base = AttributeModel(args.model_dir)
     parts = project_protocol(load_faces(args.data, base.input_size), args.split)
-    blend = add_descriptor_heads(
-        args.model_dir, args.net, args.out, parts, version=args.version, int8=args.int8_descriptors
-    )
+    try:
+        blend = add_descriptor_heads(
+            args.model_dir,
+            args.net,
+            args.out,
+            parts,
+            version=args.version,
+            int8=args.int8_descriptors,
+            finetuned=args.finetuned,
+        )
+    except FinetunedMismatch as e:
+        raise UserError(str(e)) from None
     if args.validation_only:  # for choosing between candidates before the test part is looked at
         return _score_validation_only(args.out, parts["val"], f"head weights {blend.weights}")
     report = score_shipped(args.out, parts)
@@ -543,6 +575,19 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--single-pass", action="store_true", help="write one pass, without flip averaging (faster)")
     distill.set_defaults(func=_cmd_self_distill)
 
+    finetune = sub.add_parser(
+        "finetune-descriptors",
+        parents=[common],
+        help="fine-tune the face-descriptor network on the train part's labels (validation and test unseen)",
+    )
+    finetune.add_argument("--net", type=Path, required=True, help="dlib network XML (tools/dlib_face_net)")
+    finetune.add_argument("--out", type=Path, required=True, help="the weights to write (.safetensors)")
+    finetune.add_argument("--size", type=int, default=128, help="the first network's input size (default 128)")
+    # Defaults: the shipped model's (descriptor_finetune.DescriptorFinetuneConfig; a test keeps them equal).
+    finetune.add_argument("--epochs", type=int, default=5)
+    finetune.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the one-cycle schedule")
+    finetune.set_defaults(func=_cmd_finetune_descriptors)
+
     heads = sub.add_parser(
         "add-descriptor-heads",
         parents=[common],
@@ -556,6 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--int8-descriptors",
         action="store_true",
         help="quantise the descriptor network to int8 (ranges from 128 train faces) before fitting the heads",
+    )
+    heads.add_argument(
+        "--finetuned", type=Path, help="fine-tuned weights for the descriptor network (faceattrs finetune-descriptors)"
     )
     heads.add_argument(
         "--validation-only",

@@ -150,3 +150,23 @@ def test_an_int8_models_card_says_how_it_was_quantised(shipped):
     card = render_model_card(meta, report)
     assert "- Then stored as int8 (`faceattrs quantize`): weights int8 in 7 bits; activations uint8" in card
     assert "onnxruntime static quantisation, QDQ. Temperatures and the age range were refitted" in card
+
+
+def test_a_descriptor_network_fine_tuned_on_labels_is_said_so_on_the_card(shipped):
+    from faceattrs.evaluation.model_card import render_model_card
+
+    model_dir, report, _ = shipped
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta["training"]["descriptor_heads"] = {
+        "network": "dlib's face-recognition ResNet",
+        "input": "the model's input, upscaled",
+        "heads": "logistic regression",
+        "head_weight": {"ethnicity": 0.5, "gender": 0.45},
+        "weights_stored_as": "float16",
+    }
+    frozen = render_model_card(meta, report)
+    assert "dlib's face-recognition ResNet, never trained on age, gender or ethnicity labels." in frozen
+    meta["training"]["descriptor_heads"]["network_fine_tuning"] = {"config": {"epochs": 5}, "weights_sha256": "ab"}
+    tuned = render_model_card(meta, report)
+    assert "never trained" not in tuned
+    assert "then fine-tuned here on the train part's ethnicity and gender labels" in tuned and "5 epochs)" in tuned

@@ -101,9 +101,16 @@ def _descriptor_heads(training: dict[str, Any]) -> list[str]:
     if not blend:
         return []
     w = blend["head_weight"]
+    tuned = blend.get("network_fine_tuning")
+    origin = (
+        f"pretrained without age, gender or ethnicity labels, then fine-tuned here on the train part's ethnicity "
+        f"and gender labels (`faceattrs finetune-descriptors`, {tuned['config']['epochs']} epochs)"
+        if tuned
+        else "never trained on age, gender or ethnicity labels"
+    )
     return [
-        f"- Descriptor heads: a second network, {blend['network']}, never trained on age, gender or ethnicity "
-        f"labels. Its 128-d face descriptors ({blend['input']}) feed {blend['heads']}; the ethnicity and gender "
+        f"- Descriptor heads: a second network, {blend['network']}, {origin}. Its 128-d face descriptors "
+        f"({blend['input']}) feed {blend['heads']}; the ethnicity and gender "
         f"outputs are weighted means of both networks' log-probabilities (descriptor weight {w['ethnicity']:.2f} "
         f"for ethnicity, {w['gender']:.2f} for gender, chosen on validation). Age comes from the first network "
         f"alone. Weight storage: {blend['weights_stored_as']}.",

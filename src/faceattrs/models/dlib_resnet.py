@@ -81,14 +81,24 @@ def _padded_to(x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
 class DlibResNet(nn.Module):
     """float RGB chips (N, 3, H, W) in 0..255 -> 128-d descriptors, with dlib's semantics.
 
-    The weights are buffers, so an ONNX export stores them as initializers. Batch-norm layers are
-    folded into the convolutions before them (:func:`fold_affine`).
+    The weights are buffers, so an ONNX export stores them as initializers; with ``trainable`` they
+    are parameters (same names, so the state dicts match) for fine-tuning
+    (:mod:`faceattrs.training.descriptor_finetune`); the input's channel means stay fixed. Batch-norm
+    layers are folded into the convolutions before them (:func:`fold_affine`).
     """
 
-    def __init__(self, layers: list[Layer]) -> None:
+    def __init__(self, layers: list[Layer], trainable: bool = False) -> None:
         super().__init__()
         layers = fold_affine(layers)
         self.layers = [(kind, attrs) for kind, attrs, _ in layers]
+
+        def store(name: str, values: np.ndarray) -> None:
+            tensor = torch.from_numpy(values.copy())
+            if trainable:
+                self.register_parameter(name, nn.Parameter(tensor))
+            else:
+                self.register_buffer(name, tensor)
+
         # Shaped here, not in forward: sliced from a flat buffer inside the graph, the weights were no
         # initializers, so onnxruntime could neither fold them nor quantise the convolutions.
         for i, (kind, attrs, values) in enumerate(layers):
@@ -96,14 +106,14 @@ class DlibResNet(nn.Module):
                 self.register_buffer(f"p{i}", torch.tensor([float(attrs[c]) for c in "rgb"]).view(1, 3, 1, 1))
             elif kind == "con":
                 n, kh, kw = int(attrs["num_filters"]), int(attrs["nr"]), int(attrs["nc"])
-                self.register_buffer(f"p{i}", torch.from_numpy(values[:-n].reshape(n, -1, kh, kw).copy()))
-                self.register_buffer(f"b{i}", torch.from_numpy(values[-n:].copy()))
+                store(f"p{i}", values[:-n].reshape(n, -1, kh, kw))
+                store(f"b{i}", values[-n:])
             elif kind == "affine_con":  # only where no convolution precedes it
                 c = len(values) // 2
-                self.register_buffer(f"p{i}", torch.from_numpy(values[:c].reshape(1, c, 1, 1).copy()))
-                self.register_buffer(f"b{i}", torch.from_numpy(values[c:].reshape(1, c, 1, 1).copy()))
+                store(f"p{i}", values[:c].reshape(1, c, 1, 1))
+                store(f"b{i}", values[c:].reshape(1, c, 1, 1))
             elif kind == "fc_no_bias":
-                self.register_buffer(f"p{i}", torch.from_numpy(values.reshape(-1, int(attrs["num_outputs"])).copy()))
+                store(f"p{i}", values.reshape(-1, int(attrs["num_outputs"])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tags: dict[str, torch.Tensor] = {}

@@ -38,6 +38,7 @@ from torch import nn
 from faceattrs.calibration import softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
+from faceattrs.training.descriptor_finetune import FinetunedMismatch, load_finetuned_network
 from faceattrs.training.export import AGE_LOGITS_OUTPUT, onnx_predictions, recalibrate, write_derived_model
 from faceattrs.training.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
 
@@ -119,12 +120,12 @@ class BlendGraph(nn.Module):
         return tuple(out)
 
 
-def descriptor_graph(net_xml: Path, size: int, calibration: np.ndarray | None = None) -> onnx.ModelProto:
+def descriptor_graph(net: DlibResNet, size: int, calibration: np.ndarray | None = None) -> onnx.ModelProto:
     """The descriptor network as ONNX: uint8 ``images`` (N, size, size, 3) -> ``descriptors`` (N, 128).
 
     With ``calibration`` faces (train part only) the graph is quantised to int8 (``quantize_int8``).
     """
-    net = FaceDescriptor(DlibResNet(read_layers(net_xml))).eval()
+    net = FaceDescriptor(net).eval()
     graph = to_onnx(net, (torch.zeros(2, size, size, 3, dtype=torch.uint8),), ["images"], ["descriptors"])
     return graph if calibration is None else quantize_int8(graph, calibration)
 
@@ -289,20 +290,35 @@ def add_descriptor_heads(
     version: str,
     c: float = 0.1,
     int8: bool = False,
+    finetuned: Path | None = None,
 ) -> BlendGraph:
     """Write ``out_dir/model.onnx`` and ``metadata.json``: ``model_dir``'s model with descriptor heads.
 
     With ``int8`` the descriptor network is quantised first (activation ranges from
     ``CALIBRATION_FACES`` random train faces), so the heads are fitted on the descriptors that
-    ship. Returns the blend (its heads, and the weights chosen on validation); scoring is left to
-    ``score_shipped``.
+    ship. With ``finetuned`` the descriptor network carries the weights of ``faceattrs
+    finetune-descriptors`` (:mod:`faceattrs.training.descriptor_finetune`). Returns the blend (its
+    heads, and the weights chosen on validation); scoring is left to ``score_shipped``.
     """
     import onnxruntime as ort
 
     base = AttributeModel(model_dir)  # checks the sha256
     size = base.input_size
     train, val = parts["train"], parts["val"]
-    descriptor_onnx = descriptor_graph(net_xml, size, calibration_sample(train.images) if int8 else None)
+    if finetuned is None:
+        net, fine_tuning = DlibResNet(read_layers(net_xml)), None
+    else:
+        net, header = load_finetuned_network(net_xml, finetuned)
+        if int(header["input_size"]) != size:
+            trained_on = header["input_size"]
+            raise FinetunedMismatch(f"{finetuned} was fine-tuned on {trained_on} px faces; the model reads {size} px")
+        fine_tuning = {
+            "what": "the whole network fine-tuned on the train part's ethnicity and gender labels "
+            "(faceattrs.training.descriptor_finetune); validation and test faces unseen",
+            "config": json.loads(header["config"]),
+            "weights_sha256": header["sha256"],
+        }
+    descriptor_onnx = descriptor_graph(net, size, calibration_sample(train.images) if int8 else None)
     session = ort.InferenceSession(descriptor_onnx.SerializeToString(), providers=["CPUExecutionProvider"])
     (train_d,), (val_d,) = run_batches(session, train.images), run_batches(session, val.images)
     val_logits, _, _ = onnx_predictions(base, val.images)
@@ -336,6 +352,8 @@ def add_descriptor_heads(
         "base_model_sha256": base.metadata["sha256"],
         "weights_stored_as": _weight_storage(int8, "quantization" in metadata["training"]),
     }
+    if fine_tuning is not None:
+        blend_settings["network_fine_tuning"] = fine_tuning
     metadata["training"]["descriptor_heads"] = blend_settings
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
 

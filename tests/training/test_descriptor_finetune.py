@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.models.dlib_resnet import DlibResNet, read_layers
+from faceattrs.training.descriptor_finetune import (
+    DescriptorFinetuneConfig,
+    FinetunedMismatch,
+    finetune,
+    load_finetuned_network,
+    save_finetuned,
+)
+from faceattrs.training.descriptor_heads import add_descriptor_heads
+from tests.models.test_dlib_resnet import write_tiny_net
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A tiny exported model, a tiny dlib-format net, and that net fine-tuned for one epoch on the model's faces."""
+    from tests.conftest import ship_random_model
+
+    root = tmp_path_factory.mktemp("descriptor_finetune")
+    base, _, faces = ship_random_model(root, n_faces=24, image_size=64, backbone="lite1")
+    write_tiny_net(root / "net.xml", outputs=16)
+    config = DescriptorFinetuneConfig(epochs=1, batch_size=8, lr=1e-2)
+    model = finetune(root / "net.xml", faces, config)
+    sha = save_finetuned(model, root / "tuned.safetensors", config, root / "net.xml", input_size=64)
+    return root, base, faces, model, sha
+
+
+def test_a_trainable_network_has_the_frozen_ones_weights_as_parameters(tmp_path):
+    write_tiny_net(tmp_path / "net.xml")
+    layers = read_layers(tmp_path / "net.xml")
+    frozen, trainable = DlibResNet(layers), DlibResNet(layers, trainable=True)
+    assert not list(frozen.parameters()) and len(list(trainable.parameters())) == 5  # con w, b; affine s, t; fc
+    assert frozen.state_dict().keys() == trainable.state_dict().keys()
+    x = torch.rand(2, 3, 20, 20) * 255
+    assert torch.equal(frozen(x), trainable(x))
+
+
+def test_finetuning_changes_the_network_and_the_saved_weights_reload(tuned):
+    root, _, faces, model, sha = tuned
+    before = DlibResNet(read_layers(root / "net.xml"))
+    net, header = load_finetuned_network(root / "net.xml", root / "tuned.safetensors")
+    assert header["sha256"] == sha and json.loads(header["config"])["epochs"] == 1 and header["input_size"] == "64"
+    x = torch.rand(3, 3, 150, 150) * 255
+    with torch.no_grad():
+        assert not torch.allclose(before(x), net(x), atol=1e-4)  # trained
+        assert torch.allclose(model.descriptor.net(x), net(x), atol=1e-5)  # reloaded as saved
+    ethnicity, gender = model(torch.from_numpy(faces.images[:2]))
+    assert ethnicity.shape == (2, 5) and gender.shape == (2, 2)
+
+
+def test_weights_of_another_network_are_refused(tuned, tmp_path):
+    root = tuned[0]
+    write_tiny_net(tmp_path / "other.xml", seed=1, outputs=16)
+    with pytest.raises(FinetunedMismatch, match="not fine-tuned from"):
+        load_finetuned_network(tmp_path / "other.xml", root / "tuned.safetensors")
+
+
+def test_the_blended_model_carries_the_finetuned_network(tuned):
+    root, base, faces, _, sha = tuned
+    parts = {"train": faces, "val": faces, "test": faces}
+    add_descriptor_heads(
+        base, root / "net.xml", root / "blend", parts, version="t", finetuned=root / "tuned.safetensors"
+    )
+    model = AttributeModel(root / "blend")
+    fine_tuning = model.metadata["training"]["descriptor_heads"]["network_fine_tuning"]
+    assert fine_tuning["weights_sha256"] == sha and fine_tuning["config"]["epochs"] == 1
+    # the tiny net's convolution (108 weights: small enough to stay float32) is the fine-tuned one, not the original
+    weights = [numpy_helper.to_array(i) for i in onnx.load(str(root / "blend" / "model.onnx")).graph.initializer]
+    tuned_conv = load_finetuned_network(root / "net.xml", root / "tuned.safetensors")[0].p3.numpy()
+    original_conv = DlibResNet(read_layers(root / "net.xml")).p3.numpy()
+    assert not np.allclose(tuned_conv, original_conv, atol=1e-3)
+    assert any(w.shape == tuned_conv.shape and np.allclose(w, tuned_conv) for w in weights)
+    assert not any(w.shape == original_conv.shape and np.allclose(w, original_conv) for w in weights)
+    assert model.raw(faces.images[:4])["gender_logits"].shape == (4, 2)
+
+
+def test_weights_tuned_at_another_input_size_are_refused(tuned, tmp_path):
+    root, base, faces, model, _ = tuned
+    save_finetuned(model, tmp_path / "at96.safetensors", DescriptorFinetuneConfig(), root / "net.xml", input_size=96)
+    parts = {"train": faces, "val": faces, "test": faces}
+    with pytest.raises(FinetunedMismatch, match="96 px"):
+        add_descriptor_heads(
+            base, root / "net.xml", tmp_path / "out", parts, version="x", finetuned=tmp_path / "at96.safetensors"
+        )
+
+
+def test_the_cli_defaults_are_the_shipped_recipe():
+    from faceattrs.cli import build_parser
+
+    args = build_parser().parse_args(["finetune-descriptors", "--net", "n.xml", "--out", "w.safetensors"])
+    config = DescriptorFinetuneConfig()
+    assert (args.epochs, args.lr) == (config.epochs, config.lr)
+    assert args.size == 128
+
+
+def test_the_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    from faceattrs.cli import main
+
+    write_tiny_net(tmp_path / "net.xml")
+    out = ["--out", str(tmp_path / "w.safetensors")]
+    assert main(["finetune-descriptors", "--net", str(tmp_path / "missing.xml"), *out]) == 2
+    assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--epochs", "0"]) == 2
+    assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--size", "0"]) == 2
+    heads = ["add-descriptor-heads", "--net", str(tmp_path / "net.xml"), "--out", str(tmp_path / "o"), "--version", "v"]
+    assert main([*heads, "--finetuned", str(tmp_path / "missing.safetensors")]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 4 and all(e.startswith("faceattrs: error: ") for e in errors)
+    assert not (tmp_path / "w.safetensors").exists()
