@@ -103,8 +103,8 @@ def _descriptor_heads(training: dict[str, Any]) -> list[str]:
     w = blend["head_weight"]
     tuned = blend.get("network_fine_tuning")
     origin = (
-        f"pretrained without age, gender or ethnicity labels, then fine-tuned here on the train part's ethnicity "
-        f"and gender labels (`faceattrs finetune-descriptors`, {tuned['config']['epochs']} epochs)"
+        f"then fine-tuned here on the train part's ethnicity and gender labels (`faceattrs finetune-descriptors`, "
+        f"{tuned['config']['epochs']} epochs)"
         if tuned
         else "never trained on age, gender or ethnicity labels"
     )
