@@ -26,7 +26,6 @@ header::
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceattrs.data.cache import FaceArrays
-from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
+from faceattrs.inference.attribute_model import sha256_of
+from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.training.augment import Augment
 
 
@@ -87,13 +87,12 @@ def finetune(net_xml: Path, train: FaceArrays, config: DescriptorFinetuneConfig)
     rng = np.random.default_rng(config.seed)
     net = DlibResNet(read_layers(net_xml), trainable=True)
     with torch.no_grad():
-        width = net(torch.zeros(1, 3, CHIP_SIZE, CHIP_SIZE)).shape[1]
-        model = DescriptorClassifier(net, width)
         sample = np.sort(rng.choice(len(train), min(512, len(train)), replace=False))
         chunks = [torch.from_numpy(train.images[sample[i : i + 64]]) for i in range(0, len(sample), 64)]
-        d = torch.cat([model.descriptor(chunk) for chunk in chunks])
+        d = torch.cat([FaceDescriptor(net)(chunk) for chunk in chunks])
+        model = DescriptorClassifier(net, width=d.shape[1])
         model.mean.copy_(d.mean(0))
-        model.scale.copy_(d.std(0) + 1e-6 if len(d) > 1 else torch.ones(width))
+        model.scale.copy_(d.std(0) + 1e-6 if len(d) > 1 else torch.ones(d.shape[1]))
     # channels_last: 96 against 63 faces/s for the training step on the 2 cores (session 18)
     model = model.to(memory_format=torch.channels_last)
 
@@ -146,12 +145,12 @@ def save_finetuned(
     tensors = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
     header = {
         "config": json.dumps(asdict(config)),
-        "base_network_sha256": _sha256(net_xml),
+        "base_network_sha256": sha256_of(net_xml),
         "input_size": str(input_size),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=header)
-    return _sha256(path)
+    return sha256_of(path)
 
 
 def load_finetuned_network(net_xml: Path, weights: Path) -> tuple[DlibResNet, dict]:
@@ -167,16 +166,12 @@ def load_finetuned_network(net_xml: Path, weights: Path) -> tuple[DlibResNet, di
         prefix = "descriptor.net."
         names = [k for k in f.keys() if k.startswith(prefix)]  # noqa: SIM118 (safe_open is not iterable)
         state = {k[len(prefix) :]: f.get_tensor(k) for k in names}
-    if header.get("base_network_sha256") != _sha256(net_xml):
+    if header.get("base_network_sha256") != sha256_of(net_xml):
         raise FinetunedMismatch(f"{weights} was not fine-tuned from {net_xml} (base network sha256 differs)")
     net = DlibResNet(read_layers(net_xml))
     try:
         net.load_state_dict(state)  # strict: every weight present, shapes checked
     except RuntimeError as e:
         raise FinetunedMismatch(f"{weights} does not fit the network of {net_xml}: {str(e).splitlines()[0]}") from None
-    header["sha256"] = _sha256(weights)
+    header["sha256"] = sha256_of(weights)
     return net.eval(), header
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
