@@ -60,12 +60,14 @@ def test_add_descriptor_heads_validation_only_leaves_the_test_part_alone(face_fo
     out = tmp_path / "candidate"
     args = ["--net", str(tmp_path / "net.xml"), "--model-dir", str(base), "--out", str(out), "--version", "c"]
     common = ["--data", str(face_folder), "--split", str(split)]
-    assert main(["add-descriptor-heads", *args, "--validation-only", "--int8-descriptors", *common]) == 0
+    int8 = ["--int8-descriptors", "--descriptor-calibration", "percentile"]
+    assert main(["add-descriptor-heads", *args, "--validation-only", *int8, *common]) == 0
     assert "test not scored" in capsys.readouterr().out
     assert json.loads((out / "validation.json").read_text())["gender"]["n"] > 0
     assert not (out / "report.json").exists() and not (out / "MODEL_CARD.md").exists()
     blend = json.loads((out / "metadata.json").read_text())["training"]["descriptor_heads"]
-    assert "int8" in blend["weights_stored_as"]
+    assert "descriptor network int8" in blend["weights_stored_as"]
+    assert "percentile calibration" in blend["weights_stored_as"]
 
 
 def test_quantize_refuses_bad_arguments_in_one_line(tmp_path, model_dir, capsys):

@@ -294,6 +294,8 @@ def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
         raise UserError(f"no network dump at {args.net} (tools/dlib_face_net/README.md says how to make it)")
     if args.out.resolve() == args.model_dir.resolve():
         raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
+    if args.descriptor_calibration != "minmax" and not args.int8_descriptors:
+        raise UserError("--descriptor-calibration sets int8 activation ranges: add --int8-descriptors")
     if args.finetuned is not None and not args.finetuned.is_file():
         raise UserError(f"no fine-tuned weights at {args.finetuned} (faceattrs finetune-descriptors writes them)")
     base = AttributeModel(args.model_dir)
@@ -306,6 +308,7 @@ def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
             parts,
             version=args.version,
             int8=args.int8_descriptors,
+            calibration_method=args.descriptor_calibration,
             finetuned=args.finetuned,
         )
     except FinetunedMismatch as e:
@@ -601,6 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--int8-descriptors",
         action="store_true",
         help="quantise the descriptor network to int8 (ranges from 128 train faces) before fitting the heads",
+    )
+    heads.add_argument(
+        "--descriptor-calibration",
+        choices=QUANTIZE_METHODS,
+        default="minmax",
+        help="how --int8-descriptors sets the activation ranges (default: minmax)",
     )
     heads.add_argument(
         "--finetuned", type=Path, help="fine-tuned weights for the descriptor network (faceattrs finetune-descriptors)"

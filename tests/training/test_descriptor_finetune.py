@@ -111,6 +111,7 @@ def test_the_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys):
     assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--size", "0"]) == 2
     heads = ["add-descriptor-heads", "--net", str(tmp_path / "net.xml"), "--out", str(tmp_path / "o"), "--version", "v"]
     assert main([*heads, "--finetuned", str(tmp_path / "missing.safetensors")]) == 2
+    assert main([*heads, "--descriptor-calibration", "percentile"]) == 2  # ranges without --int8-descriptors
     errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 4 and all(e.startswith("faceattrs: error: ") for e in errors)
+    assert len(errors) == 5 and all(e.startswith("faceattrs: error: ") for e in errors)
     assert not (tmp_path / "w.safetensors").exists()

@@ -120,6 +120,28 @@ def test_int8_descriptors_ship_a_quantised_network_close_to_the_float_one(blende
     np.testing.assert_allclose(int8["gender_logits"], fp["gender_logits"], atol=0.3)
 
 
+def test_descriptor_graph_sets_the_activation_ranges_with_the_method_asked_for(tmp_path):
+    from onnx import numpy_helper
+
+    from faceattrs.training.descriptor_heads import descriptor_graph
+
+    write_tiny_net(tmp_path / "net.xml", outputs=16)
+    net = DlibResNet(read_layers(tmp_path / "net.xml"))
+    faces = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+
+    def activation_scales(method: str) -> dict[str, float]:
+        graph = descriptor_graph(net, 32, faces, method)
+        quantize = [n for n in graph.graph.node if n.op_type == "QuantizeLinear"]
+        values = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
+        return {n.input[0]: float(values[n.input[1]]) for n in quantize if values[n.input[1]].ndim == 0}
+
+    minmax, percentile = activation_scales("minmax"), activation_scales("percentile")
+    assert minmax.keys() == percentile.keys() and len(minmax) > 2
+    # percentile ranges drop the rarest extremes, so no range is wider than minmax's and some are narrower
+    assert all(percentile[name] <= minmax[name] * (1 + 1e-6) for name in minmax)
+    assert any(percentile[name] < minmax[name] * 0.999 for name in minmax)
+
+
 def test_attach_feeds_the_second_graph_from_the_first():
     from faceattrs.training.descriptor_heads import attach
 

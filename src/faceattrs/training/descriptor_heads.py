@@ -15,7 +15,9 @@ multitask model (``model.onnx`` + ``metadata.json``) and dlib's face-recognition
    temperatures refitted on validation, then val and test scored through ONNX (``score_shipped``).
 
 With ``int8=True`` (``--int8-descriptors``; the tenth model) the descriptor network is quantised
-to int8 before step 1, so the heads are fitted on the descriptors that ship.
+to int8 before step 1, so the heads are fitted on the descriptors that ship; ``calibration_method``
+(``--descriptor-calibration``) sets its activation ranges: minmax, or percentile, which keeps the
+fine-tuned network's float accuracy (``benchmarks/descriptor_finetune_check.py``).
 
 The blend was measured first (``benchmarks/face_embedding_check.py``): on validation, weight
 cross-fitted on halves, ethnicity 87.1% -> 88.9% and gender 94.3% -> 95.3%.
@@ -120,14 +122,17 @@ class BlendGraph(nn.Module):
         return tuple(out)
 
 
-def descriptor_graph(net: DlibResNet, size: int, calibration: np.ndarray | None = None) -> onnx.ModelProto:
+def descriptor_graph(
+    net: DlibResNet, size: int, calibration: np.ndarray | None = None, method: str = "minmax"
+) -> onnx.ModelProto:
     """The descriptor network as ONNX: uint8 ``images`` (N, size, size, 3) -> ``descriptors`` (N, 128).
 
-    With ``calibration`` faces (train part only) the graph is quantised to int8 (``quantize_int8``).
+    With ``calibration`` faces (train part only) the graph is quantised to int8 (``quantize_int8``),
+    its activation ranges set by ``method`` (a key of ``quantize.METHODS``).
     """
     net = FaceDescriptor(net).eval()
     graph = to_onnx(net, (torch.zeros(2, size, size, 3, dtype=torch.uint8),), ["images"], ["descriptors"])
-    return graph if calibration is None else quantize_int8(graph, calibration)
+    return graph if calibration is None else quantize_int8(graph, calibration, method)
 
 
 def to_onnx(module: nn.Module, inputs: tuple, input_names: list[str], output_names: list[str]) -> onnx.ModelProto:
@@ -271,12 +276,12 @@ def run_batches(session, images: np.ndarray, batch_size: int = 64, desc: str = "
     return [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
 
 
-def _weight_storage(descriptors_int8: bool, first_int8: bool) -> str:
+def _weight_storage(descriptors_int8: bool, first_int8: bool, method: str) -> str:
     parts = ["first network int8 (training.quantization)"] if first_int8 else []
     if descriptors_int8:
         parts.append(
             f"descriptor network int8 (7-bit weights per output channel, uint8 activations with ranges from "
-            f"{CALIBRATION_FACES} random train faces; onnxruntime static QDQ)"
+            f"{CALIBRATION_FACES} random train faces ({method} calibration); onnxruntime static QDQ)"
         )
     return "; ".join([*parts, ("the rest " if parts else "") + "float16, computed in float32"])
 
@@ -290,13 +295,14 @@ def add_descriptor_heads(
     version: str,
     c: float = 0.1,
     int8: bool = False,
+    calibration_method: str = "minmax",
     finetuned: Path | None = None,
 ) -> BlendGraph:
     """Write ``out_dir/model.onnx`` and ``metadata.json``: ``model_dir``'s model with descriptor heads.
 
     With ``int8`` the descriptor network is quantised first (activation ranges from
-    ``CALIBRATION_FACES`` random train faces), so the heads are fitted on the descriptors that
-    ship. With ``finetuned`` the descriptor network carries the weights of ``faceattrs
+    ``CALIBRATION_FACES`` random train faces, set by ``calibration_method``), so the heads are
+    fitted on the descriptors that ship. With ``finetuned`` the descriptor network carries the weights of ``faceattrs
     finetune-descriptors`` (:mod:`faceattrs.training.descriptor_finetune`). Returns the blend (its
     heads, and the weights chosen on validation); scoring is left to ``score_shipped``.
     """
@@ -318,7 +324,9 @@ def add_descriptor_heads(
             "config": json.loads(header["config"]),
             "weights_sha256": header["sha256"],
         }
-    descriptor_onnx = descriptor_graph(net, size, calibration_sample(train.images) if int8 else None)
+    descriptor_onnx = descriptor_graph(
+        net, size, calibration_sample(train.images) if int8 else None, calibration_method
+    )
     session = ort.InferenceSession(descriptor_onnx.SerializeToString(), providers=["CPUExecutionProvider"])
     (train_d,), (val_d,) = run_batches(session, train.images), run_batches(session, val.images)
     val_logits, _, _ = onnx_predictions(base, val.images)
@@ -350,7 +358,7 @@ def add_descriptor_heads(
         "head_weight": weights,
         "model_temperatures": temperatures,
         "base_model_sha256": base.metadata["sha256"],
-        "weights_stored_as": _weight_storage(int8, "quantization" in metadata["training"]),
+        "weights_stored_as": _weight_storage(int8, "quantization" in metadata["training"], calibration_method),
     }
     if fine_tuning is not None:
         blend_settings["network_fine_tuning"] = fine_tuning
