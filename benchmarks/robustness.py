@@ -225,8 +225,8 @@ def main() -> None:
     sample = f"All {n_faces} validation crops" if n_faces == n_val else f"{n_faces} random validation crops (seed 0)"
     lines = [
         "| condition | kind | faces found | age MAE | CS@5 | ethnicity acc. | gender acc. | 90% range coverage | "
-        "flagged (small, blurry, noisy or cut off) | direct: age MAE | CS@5 | ethnicity acc. | gender acc. | "
-        "90% range coverage |",
+        "flagged (small, blurry, noisy, cut off or compressed) | direct: age MAE | CS@5 | ethnicity acc. | "
+        "gender acc. | 90% range coverage |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["conditions"].items():

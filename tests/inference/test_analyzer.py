@@ -70,6 +70,33 @@ def test_faces_cut_off_by_the_photo_edge_are_flagged(analyzer):
     assert "cut off" not in face.quality_flags and "cut off" in cut.quality_flags
 
 
+@pytest.mark.parametrize("name", ["astronaut_1mp.jpg", "group_5.jpg"])
+def test_heavily_compressed_faces_are_flagged_and_the_originals_are_not(analyzer, name):
+    import io
+
+    from PIL import Image
+
+    photo = load_image(IMAGES / name)
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, "JPEG", quality=10)
+    originals, compressed = analyzer.analyze(photo), analyzer.analyze(buffer.getvalue())
+    assert len(originals) == len(compressed) > 0
+    assert not any("compressed" in face.quality_flags for face in originals)
+    assert all("compressed" in face.quality_flags for face in compressed)
+
+
+def test_blockiness_is_measured_on_the_photos_own_8_pixel_grid():
+    from faceattrs.inference.analyzer import blockiness_score
+
+    rng = np.random.default_rng(0)
+    blocks = np.kron(rng.integers(0, 200, (12, 12)), np.ones((8, 8)))[..., None].repeat(3, 2).astype(np.uint8)
+    blocks = np.clip(blocks + rng.normal(0, 3, blocks.shape), 0, 255).astype(np.uint8)
+    box = (13.0, 21.0, 60.0, 50.0)  # not on the grid: the score widens it to whole blocks of the photo
+    assert blockiness_score(blocks, box) > 5
+    shifted = np.ascontiguousarray(blocks[3:, 5:])  # the same blocks off the photo's grid read as none
+    assert blockiness_score(shifted, box) < 1.5
+
+
 def test_bad_input_raises_typed_error_from_analyze(analyzer):
     with pytest.raises(ImageError) as exc:
         analyzer.analyze(IMAGES / "text.jpg")

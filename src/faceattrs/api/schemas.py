@@ -41,8 +41,8 @@ class FaceOut(BaseModel):
     p_others: float
     landmarks: list[list[float]] = Field(description="5 points (x, y): eyes, nose, mouth corners; [] when aligned")
     quality_flags: list[str] = Field(
-        description='"small", "blurry", "noisy" or "cut off" (the photo cuts off part of the head) '
-        "when the estimate deserves less trust"
+        description='"small", "blurry", "noisy", "cut off" (the photo cuts off part of the head) or '
+        '"compressed" (JPEG blocks) when the estimate deserves less trust'
     )
 
     @classmethod

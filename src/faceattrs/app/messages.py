@@ -26,6 +26,10 @@ def friendly(code: str | None, message: str | None, name: str) -> str:
     return texts.get(code or "", f"**{name}** could not be analysed: {message}")
 
 
+#: how a flag reads in a sentence, where its name alone would not say enough
+FLAG_WORDS = {"compressed": "blocky from JPEG compression"}
+
+
 def quality_warning(flags: list[str]) -> str:
     """The caution shown under a face the pipeline flagged (``Face.quality_flags``).
 
@@ -33,6 +37,9 @@ def quality_warning(flags: list[str]) -> str:
     'Treat with care: the face is small, blurry and noisy, so these estimates are less reliable.'
     >>> quality_warning(["cut off"])
     'Treat with care: the face is cut off, so these estimates are less reliable.'
+    >>> quality_warning(["small", "compressed"])
+    'Treat with care: the face is small and blocky from JPEG compression, so these estimates are less reliable.'
     """
-    listed = flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " and " + flags[-1]
+    words = [FLAG_WORDS.get(flag, flag) for flag in flags]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
     return f"Treat with care: the face is {listed}, so these estimates are less reliable."

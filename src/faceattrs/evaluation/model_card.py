@@ -234,7 +234,8 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "- Apparent age is not real age: make-up, lighting, expression and image quality move it.",
         "- Accuracy is lower for the 'Others' group, for the elderly and for groups with few training faces "
         "(tables above); faces unlike UTKFace's (profile views, occlusion, tiny or blurry faces, children in "
-        "unusual poses) are less reliable, and the photo pipeline flags small, blurry, noisy and cut-off faces.",
+        "unusual poses) are less reliable, and the photo pipeline flags small, blurry, noisy, cut-off and "
+        "heavily JPEG-compressed faces.",
         "- The conformal range holds on average over faces like the validation faces; it is not a guarantee "
         "for any one face or for photos from a different source.",
         "- Photos unlike UTKFace's crops cost accuracy: `benchmarks/robustness.py` measures how much for sensor "
