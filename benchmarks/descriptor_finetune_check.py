@@ -65,7 +65,7 @@ def main() -> None:
     calibration = calibration_sample(train.images)
     networks = {
         "frozen (as dlib trained it)": DlibResNet(read_layers(args.net)),
-        "fine-tuned on the train labels": load_finetuned_network(args.net, args.finetuned)[0],
+        "fine-tuned on the train labels": load_finetuned_network(args.net, args.finetuned, first.input_size)[0],
     }
     rows, results = [], {"first_network": str(args.first_net), "halvings": args.halvings, "networks": {}}
     for name, net in networks.items():

@@ -153,11 +153,12 @@ def save_finetuned(
     return sha256_of(path)
 
 
-def load_finetuned_network(net_xml: Path, weights: Path) -> tuple[DlibResNet, dict]:
+def load_finetuned_network(net_xml: Path, weights: Path, input_size: int | None = None) -> tuple[DlibResNet, dict]:
     """dlib's network of ``net_xml`` with the fine-tuned weights of ``weights``, and the file's header.
 
-    Raises :class:`FinetunedMismatch` if ``weights`` was fine-tuned from another network dump or
-    does not fit this one. The header holds ``config`` (JSON), ``input_size`` and ``sha256``.
+    Raises :class:`FinetunedMismatch` if ``weights`` was fine-tuned from another network dump, does
+    not fit this one, or (given ``input_size``) was fine-tuned on faces of another size. The header
+    holds ``config`` (JSON), ``input_size`` and ``sha256``.
     """
     from safetensors import safe_open
 
@@ -168,6 +169,9 @@ def load_finetuned_network(net_xml: Path, weights: Path) -> tuple[DlibResNet, di
         state = {k[len(prefix) :]: f.get_tensor(k) for k in names}
     if header.get("base_network_sha256") != sha256_of(net_xml):
         raise FinetunedMismatch(f"{weights} was not fine-tuned from {net_xml} (base network sha256 differs)")
+    if input_size is not None and int(header["input_size"]) != input_size:
+        trained_on = header["input_size"]
+        raise FinetunedMismatch(f"{weights} was fine-tuned on {trained_on} px faces; the model reads {input_size} px")
     net = DlibResNet(read_layers(net_xml))
     try:
         net.load_state_dict(state)  # strict: every weight present, shapes checked

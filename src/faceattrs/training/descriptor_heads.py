@@ -40,7 +40,7 @@ from torch import nn
 from faceattrs.calibration import softmax
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
-from faceattrs.training.descriptor_finetune import FinetunedMismatch, load_finetuned_network
+from faceattrs.training.descriptor_finetune import load_finetuned_network
 from faceattrs.training.export import AGE_LOGITS_OUTPUT, onnx_predictions, recalibrate, write_derived_model
 from faceattrs.training.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
 
@@ -302,9 +302,10 @@ def add_descriptor_heads(
 
     With ``int8`` the descriptor network is quantised first (activation ranges from
     ``CALIBRATION_FACES`` random train faces, set by ``calibration_method``), so the heads are
-    fitted on the descriptors that ship. With ``finetuned`` the descriptor network carries the weights of ``faceattrs
-    finetune-descriptors`` (:mod:`faceattrs.training.descriptor_finetune`). Returns the blend (its
-    heads, and the weights chosen on validation); scoring is left to ``score_shipped``.
+    fitted on the descriptors that ship. With ``finetuned`` the descriptor network carries the
+    weights of ``faceattrs finetune-descriptors`` (:mod:`faceattrs.training.descriptor_finetune`).
+    Returns the blend (its heads, and the weights chosen on validation); scoring is left to
+    ``score_shipped``.
     """
     import onnxruntime as ort
 
@@ -314,10 +315,7 @@ def add_descriptor_heads(
     if finetuned is None:
         net, fine_tuning = DlibResNet(read_layers(net_xml)), None
     else:
-        net, header = load_finetuned_network(net_xml, finetuned)
-        if int(header["input_size"]) != size:
-            trained_on = header["input_size"]
-            raise FinetunedMismatch(f"{finetuned} was fine-tuned on {trained_on} px faces; the model reads {size} px")
+        net, header = load_finetuned_network(net_xml, finetuned, input_size=size)
         fine_tuning = {
             "what": "the whole network fine-tuned on the train part's ethnicity and gender labels "
             "(faceattrs.training.descriptor_finetune); validation and test faces unseen",
