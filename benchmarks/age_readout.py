@@ -8,8 +8,9 @@ model's validation outputs (through onnxruntime):
   the mean rounded to whole years and the median interpolated between whole years. Differences
   from the mean come with paired bootstrap 95% intervals.
 * **the 90% range**: the symmetric normalised range ``mu ± q(sigma + 0.5)`` (up to version 11),
-  conformalised quantiles ``[Q05 - delta, Q95 + delta]`` in whole years (shipped since version 12)
-  and the same with interpolated quantiles. Each is fitted on one random half of validation and
+  conformalised quantiles ``[Q05 - delta, Q95 + delta]`` in whole years (versions 12-16), the same
+  with interpolated quantiles, and ``[Q_level, Q_1-level]`` with the level fitted (shipped since
+  version 17; ``faceattrs.calibration.QuantileAgeInterval``). Each is fitted on one random half of validation and
   scored on the other, over many halvings, so no coverage is measured on the faces it was fitted on.
 
 Usage::
@@ -32,6 +33,7 @@ from faceattrs.calibration import (
     QuantileAgeInterval,
     age_mean_sigma,
     age_median,
+    age_quantiles,
     conformal_quantile,
     softmax,
 )
@@ -101,7 +103,13 @@ def symmetric(logits: np.ndarray, age: np.ndarray):
 
 
 def quantiles_whole_years(logits: np.ndarray, age: np.ndarray):
-    return QuantileAgeInterval.fit(logits, age, coverage=COVERAGE, level=LEVEL).bounds_for
+    low, high = age_quantiles(logits, LEVEL)
+    delta = conformal_quantile(np.maximum(low - age, age - high), COVERAGE)
+    return QuantileAgeInterval(delta, COVERAGE, LEVEL).bounds_for
+
+
+def fitted_level(logits: np.ndarray, age: np.ndarray):
+    return QuantileAgeInterval.fit(logits, age, coverage=COVERAGE).bounds_for
 
 
 def quantiles_interpolated(logits: np.ndarray, age: np.ndarray):
@@ -120,8 +128,9 @@ def quantiles_interpolated(logits: np.ndarray, age: np.ndarray):
 
 RANGE_RULES: dict[str, RangeRule] = {
     "symmetric: mean ± q(σ + 0.5) (up to version 11)": symmetric,
-    "quantiles: [Q05 − δ, Q95 + δ], whole years (shipped)": quantiles_whole_years,
+    "quantiles: [Q05 − δ, Q95 + δ], whole years (versions 12-16)": quantiles_whole_years,
     "quantiles, interpolated between whole years": quantiles_interpolated,
+    "quantiles: [Q_level, Q_1−level], level fitted, whole years (shipped)": fitted_level,
 }
 
 

@@ -1,7 +1,7 @@
 """Models on the same degraded validation photos: saved robustness runs beside the shipped model's.
 
 ``robustness.py`` measures one model; this puts earlier models' saved runs (default: versions 12
-to 15, kept as ``results/robustness_version12.json`` ... ``robustness_version15.json``) beside the
+to 16, kept as ``results/robustness_version12.json`` ... ``robustness_version16.json``) beside the
 shipped model's (``results/robustness.json``), condition by condition, with the mean over the
 degraded conditions. Nothing is measured here: all files are runs of ``robustness.py`` on the same faces.
 
@@ -65,7 +65,7 @@ def main() -> None:
         "--previous",
         type=Path,
         nargs="+",
-        default=[RESULTS / f"robustness_version{v}.json" for v in (12, 13, 14, 15)],
+        default=[RESULTS / f"robustness_version{v}.json" for v in (12, 13, 14, 15, 16)],
     )
     args = parser.parse_args()
     previous = [json.loads(path.read_text()) for path in args.previous]

@@ -58,12 +58,14 @@ def test_the_quantile_range_covers_new_faces_and_always_holds_the_age_shown():
     centre = rng.integers(2, 90, 6000)
     spread = rng.uniform(2, 9, 6000)
     logits = -0.5 * ((np.arange(117) - centre[:, None]) / spread[:, None]) ** 2
-    too_sure = np.round(centre + rng.normal(0, 0.6 * spread))  # narrower than the network believes: delta < 0
+    too_sure = np.round(centre + rng.normal(0, 0.6 * spread))  # narrower than the network believes: level > 5%
     interval = QuantileAgeInterval.fit(logits[:3000], too_sure[:3000], coverage=0.9)
-    assert interval.delta < 0
+    assert interval.level > 0.05 and interval.delta == 0
     low, high = interval.bounds_for(logits[3000:])
-    # at least the asked rate; whole-year bounds and labels step the coverage, so it can overshoot a little
-    assert 0.88 <= ((too_sure[3000:] >= low) & (too_sure[3000:] <= high)).mean() <= 0.97
+    # the fitted level does not step the coverage by whole years: close to the asked rate on new faces
+    assert 0.88 <= ((too_sure[3000:] >= low) & (too_sure[3000:] <= high)).mean() <= 0.92
+    in_fit = interval.bounds_for(logits[:3000])
+    assert ((too_sure[:3000] >= in_fit[0]) & (too_sure[:3000] <= in_fit[1])).mean() >= 0.9  # the conformal count
     shown = age_median(logits[3000:])
     assert np.all((low <= shown) & (shown <= high)) and np.all(low >= 0)
     peaked = np.full((1, 117), -50.0)

@@ -11,7 +11,7 @@
 # Steps (README, Training and evaluation, says what each does and why):
 #   1. train the first network (EfficientNet-Lite1, 16 epochs)            ~119 min
 #   2. export it to ONNX, calibrated on validation                        ~2 min
-#   3. self-distil it on degraded train faces                             ~18 min
+#   3. self-distil it on degraded train faces, plus gender labels         ~18 min
 #   4. store it as int8                                                   ~4 min
 #   5. dump dlib's face-recognition network as XML (needs g++, pip)       ~3 min
 #   6. fine-tune that network on the train labels                         ~17 min
@@ -49,6 +49,6 @@ if [ ! -f "$runs/dlib_finetuned.safetensors" ]; then
     faceattrs finetune-descriptors --net "$runs/dlib_net.xml" --out "$runs/dlib_finetuned.safetensors"
 fi
 step "7/7 descriptor heads"
-faceattrs add-descriptor-heads --net "$runs/dlib_net.xml" --model-dir "$runs/first_int8" --out "$out" --version 16 \
+faceattrs add-descriptor-heads --net "$runs/dlib_net.xml" --model-dir "$runs/first_int8" --out "$out" --version 17 \
     --int8-descriptors --descriptor-calibration percentile --finetuned "$runs/dlib_finetuned.safetensors"
 step "done: $out"

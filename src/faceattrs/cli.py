@@ -242,7 +242,15 @@ def _cmd_self_distill(args: argparse.Namespace) -> int:
     if not base.metadata["input"].get("flip_tta_in_graph"):
         raise UserError(f"{args.model_dir} does not average over a mirror image: give an exported multitask model")
     parts = project_protocol(load_faces(args.data, base.input_size), args.split)
-    config = SelfDistillConfig(epochs=args.epochs, lr=args.lr, degrade=args.degrade)
+    if args.gender_label_weight < 0 or args.child_gender_weight < 0:
+        raise UserError("--gender-label-weight and --child-gender-weight must not be negative")
+    config = SelfDistillConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        degrade=args.degrade,
+        gender_label_weight=args.gender_label_weight,
+        child_gender_weight=args.child_gender_weight,
+    )
     self_distill_model_dir(args.model_dir, args.out, parts, args.version, config, single_pass=args.single_pass)
     return _score_validation_only(args.out, parts["val"])
 
@@ -575,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--degrade", type=float, default=0.5, help="share of training faces degraded (default 0.5)")
     distill.add_argument("--epochs", type=int, default=2)
     distill.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the one-cycle schedule")
+    distill.add_argument(
+        "--gender-label-weight", type=float, default=1.0, help="weight of the gender labels' loss (0: outputs only)"
+    )
+    distill.add_argument(
+        "--child-gender-weight", type=float, default=4.0, help="weight of a face aged 12 or less in it (default 4)"
+    )
     distill.add_argument("--single-pass", action="store_true", help="write one pass, without flip averaging (faster)")
     distill.set_defaults(func=_cmd_self_distill)
 

@@ -1,6 +1,7 @@
 """Self-distillation: the graph as a trainable module, the degradations, a tiny end-to-end run."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -69,3 +70,30 @@ def test_the_cli_defaults_are_the_shipped_recipe():
     args = build_parser().parse_args(["self-distill", "--model-dir", "a", "--out", "b", "--version", "1"])
     config = SelfDistillConfig()
     assert (args.degrade, args.epochs, args.lr) == (config.degrade, config.epochs, config.lr)
+    assert (args.gender_label_weight, args.child_gender_weight) == (
+        config.gender_label_weight,
+        config.child_gender_weight,
+    )
+
+
+def test_the_gender_label_term_sees_each_batchs_gender_logits_labels_and_ages(tmp_path, monkeypatch):
+    import faceattrs.training.self_distill as self_distill_module
+    from tests.conftest import ship_random_model
+
+    base, _, faces = ship_random_model(tmp_path, n_faces=8, image_size=64, backbone="lite1")
+    calls = []
+
+    def recording(logits, gender, age, config):
+        calls.append((logits.shape, gender.tolist(), age.tolist()))
+        return self_distill_module.F.cross_entropy(logits, gender) * 0  # keeps the step finite and label-free
+
+    monkeypatch.setattr(self_distill_module, "gender_label_loss", recording)
+    pairs = {(int(g), int(a)) for g, a in zip(faces.gender, faces.age, strict=True)}
+    config = SelfDistillConfig(epochs=1, batch_size=4, degrade=0.0)
+    self_distill_module.self_distill(base, faces, faces, config, log=lambda _: None)
+    assert len(calls) == 2  # 8 faces, batches of 4
+    for shape, gender, age in calls:
+        assert tuple(shape) == (4, 2) and {*zip(gender, age, strict=True)} <= pairs
+    calls.clear()
+    self_distill_module.self_distill(base, faces, faces, replace(config, gender_label_weight=0.0), log=lambda _: None)
+    assert calls == []  # weight 0: the thirteenth to sixteenth models' step, outputs only

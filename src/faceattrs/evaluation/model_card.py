@@ -30,6 +30,13 @@ def _signed(value: float) -> str:
 def _interval_rule(interval: dict[str, Any]) -> str:
     if isinstance(age_interval(interval), QuantileAgeInterval):
         low, high = interval["level"], 1 - interval["level"]
+        if interval["delta"] == 0:  # version 17 on: the level is what was fitted
+            return (
+                f"split-conformal for {interval['coverage']:.0%} coverage: `[Q{low:.1%}, Q{high:.1%}]`, "
+                "Q the quantiles of the network's age distribution in whole years, the level fitted on validation "
+                "as the conformal quantile of the largest level whose range still holds each face's age (the range "
+                "never excludes the age shown)."
+            )
         return (
             f"conformalised quantiles for {interval['coverage']:.0%} coverage: `[Q{low:.0%} − δ, Q{high:.0%} + δ]` "
             f"with δ = {_signed(interval['delta'])} years, Q the quantiles of the network's age distribution in whole "
@@ -77,11 +84,19 @@ def _self_distillation(training: dict[str, Any]) -> list[str]:
     tuned = training.get("self_distillation")
     if not tuned:
         return []
+    labels = tuned.get("gender_label_weight", 0)
     return [
-        f"- Then fine-tuned for poor photos (`faceattrs self-distill`, no labels): {tuned['epochs']} more epochs "
-        f"in which the network, shown the train faces with {tuned['degrade']:.0%} of them degraded (noise, JPEG, "
-        "blur, greyscale, light, contrast, tight framing), learnt to give the outputs it gave before on the clean "
-        f"faces; {tuned['train_seconds'] / 60:.0f} minutes.",
+        f"- Then fine-tuned for poor photos (`faceattrs self-distill`{'' if labels else ', no labels'}): "
+        f"{tuned['epochs']} more epochs in which the network, shown the train faces with {tuned['degrade']:.0%} of "
+        "them degraded (noise, JPEG, blur, greyscale, light, contrast, tight framing), learnt to give the outputs it "
+        "gave before on the clean faces"
+        + (
+            f", plus the gender labels (loss weight {labels:g}, faces aged {tuned['child_age']} or less weighted "
+            f"{tuned['child_gender_weight']:g}: the network had underfitted children's gender)"
+            if labels
+            else ""
+        )
+        + f"; {tuned['train_seconds'] / 60:.0f} minutes.",
     ]
 
 

@@ -281,7 +281,7 @@ def _weight_storage(descriptors_int8: bool, first_int8: bool, method: str) -> st
     if descriptors_int8:
         parts.append(
             f"descriptor network int8 (7-bit weights per output channel, uint8 activations with ranges from "
-            f"{CALIBRATION_FACES} random train faces ({method} calibration); onnxruntime static QDQ)"
+            f"{CALIBRATION_FACES} random train faces by {method} calibration; onnxruntime static QDQ)"
         )
     return "; ".join([*parts, ("the rest " if parts else "") + "float16, computed in float32"])
 

@@ -1,0 +1,20 @@
+from faceattrs.evaluation.model_card import _interval_rule
+
+
+def test_the_card_names_the_fitted_level_or_the_older_folders_delta():
+    fitted_level = {"delta": 0.0, "coverage": 0.9, "level": 0.0806, "kind": "quantile"}
+    assert "`[Q8.1%, Q91.9%]`" in _interval_rule(fitted_level) and "δ" not in _interval_rule(fitted_level)
+    version_16 = {"delta": -1.0, "coverage": 0.9, "level": 0.05, "kind": "quantile"}
+    assert "`[Q5% − δ, Q95% + δ]` with δ = −1 years" in _interval_rule(version_16)
+
+
+def test_the_card_says_whether_the_self_distillation_used_gender_labels():
+    from faceattrs.evaluation.model_card import _self_distillation
+
+    base = {"epochs": 2, "degrade": 0.5, "train_seconds": 1080}
+    (without,) = _self_distillation({"self_distillation": base})
+    assert "no labels" in without and "gender labels" not in without
+    (labelled,) = _self_distillation(
+        {"self_distillation": base | {"gender_label_weight": 1.0, "child_age": 12, "child_gender_weight": 4.0}}
+    )
+    assert "gender labels (loss weight 1, faces aged 12 or less weighted 4" in labelled and "no labels" not in labelled
