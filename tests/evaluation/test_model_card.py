@@ -18,3 +18,12 @@ def test_the_card_says_whether_the_self_distillation_used_gender_labels():
         {"self_distillation": base | {"gender_label_weight": 1.0, "child_age": 12, "child_gender_weight": 4.0}}
     )
     assert "gender labels (loss weight 1, faces aged 12 or less weighted 4" in labelled and "no labels" not in labelled
+
+
+def test_the_card_names_the_age_buckets_where_the_range_held_less_often():
+    from faceattrs.evaluation.model_card import _range_by_age_line
+
+    report = {"age bucket": {"0-12": {"coverage": 0.97}, "40-59": {"coverage": 0.833}, "60+": {"coverage": 0.799}}}
+    (line,) = _range_by_age_line(report)
+    assert "83.3% for ages 40–59, 79.9% for ages 60+" in line and "0–12" not in line
+    assert _range_by_age_line({"age bucket": {"0-12": {"coverage": 0.9}}}) == []

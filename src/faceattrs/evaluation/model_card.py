@@ -67,6 +67,18 @@ def _children_gender_line(buckets: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _range_by_age_line(interval_report: dict[str, Any], floor: float = 0.85) -> list[str]:
+    """A limitation line naming the age buckets where the 90% range held the true age for fewer than ``floor``."""
+    low = {k: v["coverage"] for k, v in interval_report.get("age bucket", {}).items() if v["coverage"] < floor}
+    if not low:
+        return []
+    buckets = ", ".join(f"{_pct(v)} for ages {k.replace('-', '–')}" for k, v in low.items())
+    return [
+        f"- The age range is fitted for its coverage over all ages, not per age: on the test part it held the true "
+        f"age less often for some ages ({buckets})."
+    ]
+
+
 def _distillation(training: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     teachers = training.get("teachers")
     if not teachers:
@@ -257,6 +269,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "noise, tighter framing, JPEG compression, blur, light, greyscale, small images and rotation "
         "(README, Robustness).",
         *_children_gender_line(t["by_age_bucket"]),
+        *_range_by_age_line(t["calibration"]["age_interval"]),
         "",
         "## Privacy",
         "",
