@@ -238,12 +238,12 @@ def _cmd_self_distill(args: argparse.Namespace) -> int:
         raise UserError("--degrade is a share of the training faces, between 0 and 1")
     if args.epochs < 1:
         raise UserError("--epochs must be at least 1")
+    if args.gender_label_weight < 0 or args.child_gender_weight < 0:
+        raise UserError("--gender-label-weight and --child-gender-weight must not be negative")
     base = AttributeModel(args.model_dir)
     if not base.metadata["input"].get("flip_tta_in_graph"):
         raise UserError(f"{args.model_dir} does not average over a mirror image: give an exported multitask model")
     parts = project_protocol(load_faces(args.data, base.input_size), args.split)
-    if args.gender_label_weight < 0 or args.child_gender_weight < 0:
-        raise UserError("--gender-label-weight and --child-gender-weight must not be negative")
     config = SelfDistillConfig(
         epochs=args.epochs,
         lr=args.lr,
