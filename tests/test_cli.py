@@ -89,3 +89,9 @@ def test_self_distill_refuses_bad_arguments_in_one_line(tmp_path, model_dir, cap
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 4 and all(e.startswith("faceattrs: error: ") for e in errors)
     assert not (tmp_path / "tuned").exists()
+
+
+def test_export_refuses_score_only_with_validation_only(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"recipe": "multitask", "seed": 0}))
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "m"), "--score-only", "--validation-only"]) == 2
+    assert "--validation-only is for a new candidate" in capsys.readouterr().err

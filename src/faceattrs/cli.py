@@ -183,6 +183,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         config["version"] = args.version
     if config["recipe"] != "multitask":
         raise UserError("only multitask runs are shipped")
+    if args.score_only and args.validation_only:
+        raise UserError("--score-only re-scores a shipped model on test; --validation-only is for a new candidate")
     settings = {**run_settings(config), "pretrained": False}
     recipe = build_recipe("multitask", **settings)
     parts = _load_parts(recipe, "project", args.data, config["seed"], args.split)
@@ -197,13 +199,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     else:
         model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
         report = ship(
-            model, recipe, parts, config, args.out, split_file=args.split, coverage=args.coverage, history=history
+            model,
+            recipe,
+            parts,
+            config,
+            args.out,
+            split_file=args.split,
+            coverage=args.coverage,
+            history=history,
+            score_test=not args.validation_only,
         )
         (args.run / "ship_report.json").write_text(json.dumps(report, indent=1))
         what = (
             f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
             f"{report['onnx_torch_max_abs_diff_age_logits']:.2e}"
         )
+        if args.validation_only:
+            print(what)
+            return _score_validation_only(args.out, parts["val"])
     print(f"{what}\n{_summary(report['test'])}; card and report in {args.out}")
     return 0
 
@@ -556,6 +569,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-score the model already in --out (same ONNX and calibration) and rewrite its report and card",
     )
+    export.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="score the exported model on validation only (a candidate: no test figures, card or report)",
+    )
     export.set_defaults(func=_cmd_export)
 
     quantize = sub.add_parser(
@@ -637,9 +655,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: commands that train or calibrate networks: long-lived processes where reusing freed memory makes
+#: PyTorch's steps faster (``training.memory``); not the servers or ``predict``
+MEMORY_HUNGRY_COMMANDS = (
+    _cmd_train,
+    _cmd_teach,
+    _cmd_evaluate,
+    _cmd_export,
+    _cmd_quantize,
+    _cmd_self_distill,
+    _cmd_finetune_descriptors,
+    _cmd_add_descriptor_heads,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
+    if args.func in MEMORY_HUNGRY_COMMANDS:
+        from faceattrs.training.memory import keep_freed_memory
+
+        keep_freed_memory()
     try:
         return args.func(args)
     except (UserError, FileNotFoundError, ValueError, TypeError, RuntimeError) as exc:

@@ -170,3 +170,30 @@ def test_a_descriptor_network_fine_tuned_on_labels_is_said_so_on_the_card(shippe
     tuned = render_model_card(meta, report)
     assert "never trained" not in tuned
     assert "then fine-tuned here on the train part's ethnicity and gender labels" in tuned and "5 epochs)" in tuned
+
+
+def test_a_candidate_exported_without_test_scores_never_reads_the_test_part(tmp_path):
+    from faceattrs.data.cache import load_faces
+    from faceattrs.training.export import ship
+    from faceattrs.training.recipes import build_recipe
+    from tests.conftest import make_face_folder
+
+    make_face_folder(tmp_path / "UTKFace", n=12)
+    recipe = build_recipe("multitask", pretrained=False, image_size=64)
+    faces = load_faces(tmp_path / "UTKFace", 64, cache_dir=tmp_path / "cache", progress=False)
+    (tmp_path / "split.csv").write_text("file,sha256,part\n")
+    parts = {"train": faces, "val": faces}  # no test part: reading it would fail
+    model = recipe.build_model().eval()
+    report = ship(
+        model,
+        recipe,
+        parts,
+        {"recipe": "multitask", "seed": 0},
+        tmp_path / "m",
+        split_file=tmp_path / "split.csv",
+        score_test=False,
+    )
+    assert set(report) == {"onnx_torch_max_abs_diff_age_logits", "sha256"}
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["metadata.json", "model.onnx"]
+    assert "metrics" not in json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert AttributeModel(tmp_path / "m").metadata["sha256"] == report["sha256"]

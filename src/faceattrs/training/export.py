@@ -187,11 +187,13 @@ def ship(
     split_file: Path,
     coverage: float = 0.9,
     history: list[dict[str, float]] | None = None,
+    score_test: bool = True,
 ) -> dict[str, Any]:
     """Calibrate on val, export, verify ONNX == torch, and score val and test through ONNX.
 
     ``out_dir`` receives ``model.onnx``, ``metadata.json``, ``MODEL_CARD.md``, ``report.json`` and
-    ``report/`` (the test report with its plots).
+    ``report/`` (the test report with its plots). With ``score_test=False`` (a candidate, before the
+    test part may be looked at) only the model, its metadata and the ONNX-vs-torch check are made.
     """
     from faceattrs.training.engine import predict
 
@@ -238,8 +240,14 @@ def ship(
 
     check = val.images[:64]
     onnx_raw = AttributeModel(out_dir).raw(np.ascontiguousarray(check))
-    agreement = float(np.abs(onnx_raw["age_logits"] - val_torch.age_logits[: len(check)]).max())
-    return score_shipped(out_dir, parts, history, extra={"onnx_torch_max_abs_diff_age_logits": agreement})
+    agreement = {
+        "onnx_torch_max_abs_diff_age_logits": float(
+            np.abs(onnx_raw["age_logits"] - val_torch.age_logits[: len(check)]).max()
+        )
+    }
+    if not score_test:
+        return agreement | {"sha256": sha}
+    return score_shipped(out_dir, parts, history, extra=agreement)
 
 
 def score_part(model: AttributeModel, faces, calibration: dict[str, Any]) -> tuple[dict[str, Any], Predictions]:

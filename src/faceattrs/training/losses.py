@@ -51,3 +51,26 @@ def age_loss(
         variance = (log_p.exp() * (bins[None, :] - expected[:, None]) ** 2).sum(1)
         return ce + 0.2 * 0.5 * ((expected - age) ** 2).mean() + 0.05 * variance.mean()
     raise ValueError(f"unknown age loss {kind!r}; choose from {AGE_LOSSES}")
+
+
+def child_weighted_gender_loss(
+    logits: torch.Tensor,
+    gender: torch.Tensor,
+    age: torch.Tensor,
+    child_weight: float,
+    child_age: int = 12,
+    label_smoothing: float = 0.1,
+) -> torch.Tensor:
+    """Cross-entropy on the gender labels in which faces aged ``child_age`` or less weigh ``child_weight``.
+
+    Children's gender is where the networks fall short (about 77% right for ages 0-12 against 97%
+    older), so this lets a training step weigh it more. The mean is over faces, not weights:
+    a batch with children has a larger gender term.
+
+    >>> logits = torch.zeros(2, 2)
+    >>> round(float(child_weighted_gender_loss(logits, torch.tensor([0, 1]), torch.tensor([5, 40]), 4.0)), 4)
+    1.7329
+    """
+    weight = torch.where(age <= child_age, child_weight, 1.0)
+    loss = F.cross_entropy(logits, gender, label_smoothing=label_smoothing, reduction="none")
+    return (weight * loss).mean()

@@ -30,7 +30,7 @@ from faceattrs.models.seed import SEED_INPUT_SIZE, SeedAgeNet, SeedEthnicityNet
 from faceattrs.training.augment import Augment
 from faceattrs.training.distill import SOFT_TARGET_HEADS, soft_targets_for
 from faceattrs.training.early_stopping import PercentileStop, StoppingRule
-from faceattrs.training.losses import age_loss
+from faceattrs.training.losses import age_loss, child_weighted_gender_loss
 
 
 def unit_scale(images: torch.Tensor) -> torch.Tensor:
@@ -165,6 +165,8 @@ class MultiTaskSettings:
     age_loss: str = "ldl"
     ldl_sigma: float = 2.0
     label_smoothing: float = 0.1
+    #: faces aged 12 or less weigh this much in the gender loss (1: the plain cross-entropy)
+    child_gender_weight: float = 1.0
     augment: bool = True
     mixup_alpha: float = 0.2
     tta_flip: bool = True
@@ -230,11 +232,18 @@ def multitask(**overrides: Any) -> Recipe:
         model = MultiTaskNet(s.image_size, s.dropout, s.pretrained, s.backbone)
         return model.to(memory_format=torch.channels_last) if s.channels_last else model
 
+    def gender_loss(logits: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        if s.child_gender_weight == 1:
+            return F.cross_entropy(logits, t["gender"], label_smoothing=s.label_smoothing)
+        return child_weighted_gender_loss(
+            logits, t["gender"], t["age"], s.child_gender_weight, label_smoothing=s.label_smoothing
+        )
+
     def loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
         labels = (
             age_loss(out["age"], t["age"], s.age_loss, s.ldl_sigma)
             + F.cross_entropy(out["ethnicity"], t["race"], ignore_index=-1, label_smoothing=s.label_smoothing)
-            + F.cross_entropy(out["gender"], t["gender"], label_smoothing=s.label_smoothing)
+            + gender_loss(out["gender"], t)
         )
         if s.distill_from is None:
             return labels

@@ -50,6 +50,7 @@ from faceattrs.evaluation.metrics import age_metrics
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.training.degrade import degrade as degrade_face
 from faceattrs.training.export import onnx_predictions, recalibrate, write_derived_model
+from faceattrs.training.losses import child_weighted_gender_loss
 from faceattrs.training.onnx_graphs import flip_averaged_graph, folded, single_pass_graph
 
 #: where float [0, 1] NCHW images enter the exporter's graph (after the uint8 NHWC -> float steps)
@@ -80,9 +81,9 @@ def gender_label_loss(logits: torch.Tensor, gender: torch.Tensor, age: torch.Ten
     >>> round(float(loss), 4)  # (4 + 1) / 2 * ln 2
     1.7329
     """
-    weight = torch.where(age <= config.child_age, config.child_gender_weight, 1.0)
-    loss = F.cross_entropy(logits, gender, label_smoothing=config.label_smoothing, reduction="none")
-    return (weight * loss).mean()
+    return child_weighted_gender_loss(
+        logits, gender, age, config.child_gender_weight, config.child_age, config.label_smoothing
+    )
 
 
 class OnnxModule(nn.Module):
@@ -158,7 +159,7 @@ def scores(module: OnnxModule, faces) -> str:
     """Age MAE (median), CS@5, ethnicity and gender accuracy of the module's single pass, for the log."""
     module.eval()
     with torch.no_grad():
-        outs = [[o.numpy() for o in module(as_float(faces.images[i : i + 128]))] for i in range(0, len(faces), 128)]
+        outs = [[o.numpy() for o in module(as_float(faces.images[i : i + 32]))] for i in range(0, len(faces), 32)]
     module.train()
     age, eth, gender = (np.concatenate([o[k] for o in outs]) for k in range(3))
     figures = age_metrics(faces.age, age_median(age))
