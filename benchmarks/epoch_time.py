@@ -39,7 +39,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from faceattrs.data.cache import FaceArrays
 from faceattrs.training.engine import _mixup_loss, _targets, predict
 from faceattrs.training.memory import keep_freed_memory
-from faceattrs.training.recipes import MultiTaskSettings, build_recipe
+from faceattrs.training.recipes import build_recipe
 from results_io import save_results
 
 N_TRAIN, N_VAL = 17_224, 2_090  # the project split's train and validation faces
@@ -65,14 +65,13 @@ def main() -> None:
     args = parser.parse_args()
 
     keep_freed_memory()
-    settings = MultiTaskSettings(pretrained=False)
     recipe = build_recipe("multitask", pretrained=False)
     model = recipe.build_model()
     optimizer = recipe.optimizer(model)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
-    faces = random_faces(settings.batch_size, settings.image_size)
-    val = random_faces(args.faces, settings.image_size, seed=1)
-    index = np.arange(settings.batch_size)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    faces = random_faces(recipe.batch_size, recipe.input_size)
+    val = random_faces(args.faces, recipe.input_size, seed=1)
+    index = np.arange(recipe.batch_size)
 
     def train_step() -> float:
         model.train()
@@ -98,7 +97,7 @@ def main() -> None:
         print(f"round {round_ + 1} done", flush=True)
 
     step = statistics.median(steps)
-    steps_per_epoch = math.ceil(N_TRAIN / settings.batch_size)
+    steps_per_epoch = math.ceil(N_TRAIN / recipe.batch_size)
     first = outputs[args.batch_sizes[0]]
     rows = []
     for batch, per_face in passes.items():
@@ -118,22 +117,22 @@ def main() -> None:
         "machine": f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "train_step_s": step,
         "steps_per_epoch": steps_per_epoch,
-        "epochs": settings.epochs,
+        "epochs": recipe.epochs,
         "rows": rows,
     }
     lines = [
         "| prediction batch | faces/s (flip TTA) | validation pass (2,090 faces) | epoch | validation share | "
-        f"{settings.epochs} epochs | largest logit difference |",
+        f"{recipe.epochs} epochs | largest logit difference |",
         "|---|---|---|---|---|---|---|",
         *[
             f"| {r['batch_size']} | {r['faces_per_s']:.0f} | {r['val_pass_s']:.0f} s | {r['epoch_s'] / 60:.1f} min | "
-            f"{100 * r['validation_share']:.0f}% | {settings.epochs * r['epoch_s'] / 60:.0f} min | "
+            f"{100 * r['validation_share']:.0f}% | {recipe.epochs * r['epoch_s'] / 60:.0f} min | "
             f"{r['max_abs_logit_difference']:.1e} |"
             for r in rows
         ],
         "",
-        f"Multitask recipe (Lite1, {settings.image_size} px, channels_last), {result['machine']}: a training step "
-        f"(batch {settings.batch_size}, mixup) took {step:.2f} s (median of {len(steps)}), so {steps_per_epoch} steps "
+        f"Multitask recipe (Lite1, {recipe.input_size} px, channels_last), {result['machine']}: a training step "
+        f"(batch {recipe.batch_size}, mixup) took {step:.2f} s (median of {len(steps)}), so {steps_per_epoch} steps "
         f"take {steps_per_epoch * step / 60:.1f} min; an epoch adds two validation passes (EMA and raw weights). "
         f"{args.rounds} alternating rounds; validation timed on {args.faces} random faces and scaled to {N_VAL}.",
     ]

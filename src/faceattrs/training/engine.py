@@ -81,12 +81,17 @@ def _average_outputs(a, b):
     return (a + b) / 2
 
 
+#: the batch that predicted fastest on 2 cores: 2.5x the faces/s of 256, the same outputs
+#: (`benchmarks/epoch_time.py`: a large batch's activations overflow the CPU caches)
+PREDICT_BATCH_SIZE = 32
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
     recipe: Recipe,
     faces: FaceArrays,
-    batch_size: int = 32,
+    batch_size: int = PREDICT_BATCH_SIZE,
     tta_flip: bool | None = None,
     size: int | None = None,
     progress: bool = False,
@@ -94,9 +99,8 @@ def predict(
     """Run ``model`` over ``faces`` (uint8 images at the recipe's size), resized to ``size`` if given.
 
     With ``tta_flip`` (default: the recipe's setting) the raw outputs of each
-    face and of its mirror image are averaged. The default batch of 32 ran 2.3-2.6x the faces/s
-    of 256 on 2 cores, with the same outputs (`benchmarks/epoch_time.py`: a large batch's
-    activations overflow the CPU caches); it makes the per-epoch validation that much cheaper.
+    face and of its mirror image are averaged. The default batch (``PREDICT_BATCH_SIZE``) keeps the
+    per-epoch validation cheap.
     """
     tta_flip = recipe.tta_flip if tta_flip is None else tta_flip
     model.eval()

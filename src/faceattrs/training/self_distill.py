@@ -49,6 +49,7 @@ from faceattrs.calibration import age_median
 from faceattrs.evaluation.metrics import age_metrics
 from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
 from faceattrs.training.degrade import degrade as degrade_face
+from faceattrs.training.engine import PREDICT_BATCH_SIZE
 from faceattrs.training.export import onnx_predictions, recalibrate, write_derived_model
 from faceattrs.training.losses import child_weighted_gender_loss
 from faceattrs.training.onnx_graphs import flip_averaged_graph, folded, single_pass_graph
@@ -159,7 +160,8 @@ def scores(module: OnnxModule, faces) -> str:
     """Age MAE (median), CS@5, ethnicity and gender accuracy of the module's single pass, for the log."""
     module.eval()
     with torch.no_grad():
-        outs = [[o.numpy() for o in module(as_float(faces.images[i : i + 32]))] for i in range(0, len(faces), 32)]
+        batches = range(0, len(faces), PREDICT_BATCH_SIZE)
+        outs = [[o.numpy() for o in module(as_float(faces.images[i : i + PREDICT_BATCH_SIZE]))] for i in batches]
     module.train()
     age, eth, gender = (np.concatenate([o[k] for o in outs]) for k in range(3))
     figures = age_metrics(faces.age, age_median(age))
