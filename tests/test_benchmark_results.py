@@ -20,6 +20,7 @@ OF_THE_SHIPPED_MODEL = (
     "age_readout",
     "alignment_check",
     "candidates",
+    "child_gender",
     "ethnicity_decision",
     "load_api",
     "models",

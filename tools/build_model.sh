@@ -14,7 +14,7 @@
 #   3. self-distil it on degraded train faces, plus gender labels         ~18 min
 #   4. store it as int8                                                   ~4 min
 #   5. dump dlib's face-recognition network as XML (needs g++, pip)       ~3 min
-#   6. fine-tune that network on the train labels                         ~17 min
+#   6. fine-tune that network on the train labels                         ~10 min
 #   7. add it as the second network, int8, with the blended heads         ~2 min
 # The descriptor fine-tuning is not bit-reproducible (torch's threaded CPU reductions): rerun, it gave
 # the same validation figures to four decimals, not the same bytes.

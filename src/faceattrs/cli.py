@@ -295,7 +295,9 @@ def _cmd_finetune_descriptors(args: argparse.Namespace) -> int:
         raise UserError("--epochs must be at least 1")
     if args.size < 16:
         raise UserError("--size is the first network's input size in pixels (128 for the shipped model)")
-    config = DescriptorFinetuneConfig(epochs=args.epochs, lr=args.lr)
+    if args.child_gender_weight <= 0:
+        raise UserError("--child-gender-weight must be positive (1 weighs every face the same)")
+    config = DescriptorFinetuneConfig(epochs=args.epochs, lr=args.lr, child_gender_weight=args.child_gender_weight)
     train = project_protocol(load_faces(args.data, args.size), args.split)["train"]
     model = finetune(args.net, train, config)
     sha = save_finetuned(model, args.out, config, args.net, args.size)
@@ -621,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Defaults: the shipped model's (descriptor_finetune.DescriptorFinetuneConfig; a test keeps them equal).
     finetune.add_argument("--epochs", type=int, default=5)
     finetune.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the one-cycle schedule")
+    finetune.add_argument(
+        "--child-gender-weight", type=float, default=1.0, help="weight of a face aged 12 or less in the gender loss"
+    )
     finetune.set_defaults(func=_cmd_finetune_descriptors)
 
     heads = sub.add_parser(

@@ -97,8 +97,20 @@ def test_the_cli_defaults_are_the_shipped_recipe():
 
     args = build_parser().parse_args(["finetune-descriptors", "--net", "n.xml", "--out", "w.safetensors"])
     config = DescriptorFinetuneConfig()
-    assert (args.epochs, args.lr) == (config.epochs, config.lr)
+    assert (args.epochs, args.lr, args.child_gender_weight) == (config.epochs, config.lr, config.child_gender_weight)
     assert args.size == 128
+
+
+def test_the_default_gender_loss_is_plain_cross_entropy_and_a_child_weight_weighs_children():
+    from faceattrs.training.losses import child_weighted_gender_loss
+
+    logits, gender, age = torch.randn(6, 2), torch.tensor([0, 1, 0, 1, 0, 1]), torch.tensor([3, 30, 8, 50, 12, 13])
+    plain = torch.nn.functional.cross_entropy(logits, gender)
+    default = DescriptorFinetuneConfig().child_gender_weight
+    torch.testing.assert_close(child_weighted_gender_loss(logits, gender, age, default, label_smoothing=0.0), plain)
+    each = torch.nn.functional.cross_entropy(logits, gender, reduction="none")
+    weighted = child_weighted_gender_loss(logits, gender, age, 4.0, label_smoothing=0.0)
+    torch.testing.assert_close(weighted, (each * torch.tensor([4.0, 1, 4, 1, 4, 1])).mean())
 
 
 def test_the_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys):
@@ -109,9 +121,10 @@ def test_the_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys):
     assert main(["finetune-descriptors", "--net", str(tmp_path / "missing.xml"), *out]) == 2
     assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--epochs", "0"]) == 2
     assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--size", "0"]) == 2
+    assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--child-gender-weight", "0"]) == 2
     heads = ["add-descriptor-heads", "--net", str(tmp_path / "net.xml"), "--out", str(tmp_path / "o"), "--version", "v"]
     assert main([*heads, "--finetuned", str(tmp_path / "missing.safetensors")]) == 2
     assert main([*heads, "--descriptor-calibration", "percentile"]) == 2  # ranges without --int8-descriptors
     errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 5 and all(e.startswith("faceattrs: error: ") for e in errors)
+    assert len(errors) == 6 and all(e.startswith("faceattrs: error: ") for e in errors)
     assert not (tmp_path / "w.safetensors").exists()

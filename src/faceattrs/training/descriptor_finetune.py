@@ -39,6 +39,7 @@ from faceattrs.data.cache import FaceArrays
 from faceattrs.inference.attribute_model import sha256_of
 from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.training.augment import Augment
+from faceattrs.training.losses import child_weighted_gender_loss
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class DescriptorFinetuneConfig:
     batch_size: int = 64
     weight_decay: float = 1e-4
     seed: int = 0
+    child_gender_weight: float = 1.0  # weight of a face aged 12 or less in the gender loss (1: plain cross-entropy)
 
 
 class DescriptorClassifier(nn.Module):
@@ -77,7 +79,8 @@ def _augmented(images: np.ndarray, augment: Augment) -> torch.Tensor:
 def finetune(net_xml: Path, train: FaceArrays, config: DescriptorFinetuneConfig) -> DescriptorClassifier:
     """The network of ``net_xml`` fine-tuned on ``train``'s ethnicity and gender labels.
 
-    Faces without a race label add only their gender loss. The descriptors are
+    Faces without a race label add only their gender loss; ``config.child_gender_weight`` weighs
+    the gender loss of children (:func:`~faceattrs.training.losses.child_weighted_gender_loss`). The descriptors are
     standardised with statistics of 512 train faces through the pretrained network, so the new
     heads start on unit-scale inputs.
     """
@@ -110,6 +113,7 @@ def finetune(net_xml: Path, train: FaceArrays, config: DescriptorFinetuneConfig)
     )
     race = torch.from_numpy(train.race.astype(np.int64))
     gender = torch.from_numpy(train.gender.astype(np.int64))
+    age = torch.from_numpy(train.age.astype(np.int64))
     augment = Augment()
     model.train()
     for epoch in range(config.epochs):
@@ -118,7 +122,9 @@ def finetune(net_xml: Path, train: FaceArrays, config: DescriptorFinetuneConfig)
         for b in progress:
             rows = np.sort(order[b * config.batch_size : (b + 1) * config.batch_size])
             ethnicity_logits, gender_logits = model(_augmented(train.images[rows], augment))
-            loss = F.cross_entropy(gender_logits, gender[rows])
+            loss = child_weighted_gender_loss(
+                gender_logits, gender[rows], age[rows], config.child_gender_weight, label_smoothing=0.0
+            )
             if (race[rows] >= 0).any():
                 loss = loss + F.cross_entropy(ethnicity_logits, race[rows], ignore_index=-1)
             optimiser.zero_grad()

@@ -42,6 +42,12 @@ from faceattrs.training.recipes import Recipe
 AGE_LOGITS_OUTPUT = (
     "(batch, 117): logits over ages 0..116; the age shown is their distribution's median (calibration.age_point)"
 )
+#: what metadata.json says of each output of an exported multitask model
+MULTITASK_OUTPUTS = {
+    "age_logits": AGE_LOGITS_OUTPUT,
+    "ethnicity_logits": "(batch, 5): divide by ethnicity_temperature before softmax",
+    "gender_logits": "(batch, 2): divide by gender_temperature before softmax",
+}
 
 OUTPUT_NAMES = {
     "multitask": ["age_logits", "ethnicity_logits", "gender_logits"],
@@ -218,11 +224,7 @@ def ship(
             "normalisation": "inside the graph: (x - 127) / 128 per channel",
             "flip_tta_in_graph": recipe.tta_flip,
         },
-        "outputs": {
-            "age_logits": AGE_LOGITS_OUTPUT,
-            "ethnicity_logits": "(batch, 5): divide by ethnicity_temperature before softmax",
-            "gender_logits": "(batch, 2): divide by gender_temperature before softmax",
-        },
+        "outputs": dict(MULTITASK_OUTPUTS),
         "calibration": {**calibration, "fitted_on": FITTED_ON},
         "training": {
             "data": "UTKFace aligned & cropped (non-commercial research licence)",
