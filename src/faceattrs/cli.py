@@ -634,7 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="blend a face-recognition network's ethnicity and gender heads into an exported model",
     )
     heads.add_argument("--net", type=Path, required=True, help="dlib network XML (tools/dlib_face_net)")
-    heads.add_argument("--model-dir", type=Path, default=Path("src/faceattrs/assets"), help="the exported base model")
+    heads.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path("src/faceattrs/assets"),
+        help="the exported base model; heads it already has are replaced (default: the shipped model)",
+    )
     heads.add_argument("--out", type=Path, required=True)
     heads.add_argument("--version", required=True, help="model version written to metadata.json")
     heads.add_argument(
