@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the shipped model from scratch, in the order it was built (about 2 h 45 min on 2 CPU cores):
+# Builds the shipped model from scratch, in the order it was built (2 h 05 to 2 h 45 on 2 CPU cores, by machine):
 #
 #   bash tools/build_model.sh [RUNS] [OUT]
 #
