@@ -384,10 +384,10 @@ def add_descriptor_heads(
     """
     import onnxruntime as ort
 
-    base = AttributeModel(model_dir)  # checks the sha256
-    if "descriptor_heads" in base.metadata["training"]:  # replace them: blend onto its first network
+    training = json.loads((Path(model_dir) / METADATA_FILE).read_text())["training"]
+    if "descriptor_heads" in training:  # replace them: blend onto its first network
         with tempfile.TemporaryDirectory() as first_dir:
-            strip_descriptor_heads(model_dir, Path(first_dir))
+            strip_descriptor_heads(model_dir, Path(first_dir))  # checks the merged file's sha256
             return add_descriptor_heads(
                 Path(first_dir),
                 net_xml,
@@ -399,6 +399,7 @@ def add_descriptor_heads(
                 calibration_method=calibration_method,
                 finetuned=finetuned,
             )
+    base = AttributeModel(model_dir)  # checks the sha256
     size = base.input_size
     train, val = parts["train"], parts["val"]
     if finetuned is None:
