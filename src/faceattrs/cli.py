@@ -357,11 +357,24 @@ def _summary(metrics: dict, part: str = "test", digits: int = 2) -> str:
     )
 
 
-def _iter_inputs(paths: list[Path]) -> list[Path]:
-    """Files as given; folders walked recursively, keeping files whose content is an image."""
+#: Suffixes that mark a file in a folder as a photo even when it cannot be read, so that a damaged
+#: or empty photo gets an error row instead of vanishing from the results.
+IMAGE_SUFFIXES = frozenset(
+    (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+)
+
+
+def _iter_inputs(paths: list[Path]) -> tuple[list[Path], int]:
+    """Files as given; folders walked recursively. Returns the inputs and how many folder files were skipped.
+
+    A folder file is kept when its content is an image or its name ends in an image suffix
+    (:data:`IMAGE_SUFFIXES`); anything else there (notes, ``.DS_Store``) is skipped and counted.
+    """
     from PIL import Image
 
     def is_image(path: Path) -> bool:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return True
         try:
             with Image.open(path):
                 return True
@@ -369,12 +382,16 @@ def _iter_inputs(paths: list[Path]) -> list[Path]:
             return False
 
     out: list[Path] = []
+    skipped = 0
     for path in paths:
         if path.is_dir():
-            out.extend(f for f in sorted(path.rglob("*")) if f.is_file() and is_image(f))
+            files = [f for f in sorted(path.rglob("*")) if f.is_file()]
+            images = [f for f in files if is_image(f)]
+            out.extend(images)
+            skipped += len(files) - len(images)
         else:
             out.append(path)  # a bad file named explicitly gets an error row
-    return out
+    return out, skipped
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -388,7 +405,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    inputs = _iter_inputs(args.paths)
+    inputs, skipped = _iter_inputs(args.paths)
     analyzer = Analyzer(threads=args.threads)
     out = args.output.open("w", newline="") if args.output else sys.stdout
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n") if args.format == "csv" else None
@@ -420,9 +437,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     finally:
         if args.output:
             out.close()
+    others = f"; {skipped} other file{'s' if skipped > 1 else ''} in the folders skipped (not images)"
     print(
         f"{len(inputs)} files: {counts['ok']} with faces ({faces} faces), "
-        f"{counts['no_face']} without a face, {counts['error']} unreadable",
+        f"{counts['no_face']} without a face, {counts['error']} unreadable" + (others if skipped else ""),
         file=sys.stderr,
     )
     return 1 if counts["error"] else 0

@@ -58,6 +58,22 @@ def test_folder_is_walked_recursively_by_content(tmp_path, capsys):
     assert "2 files: 1 with faces (5 faces), 1 without a face, 0 unreadable" in err
 
 
+def test_damaged_photo_in_a_folder_gets_an_error_row_and_other_files_are_counted(tmp_path, capsys):
+    shutil.copy(IMAGES / "no_face.png", tmp_path / "plain.png")
+    (tmp_path / "broken.JPG").write_bytes(b"")  # a photo by its name: reported, not silently dropped
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    code, out, err = run(capsys, "predict", str(tmp_path))
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 1
+    assert [(r["path"].split("/")[-1], r["status"], r["error"]) for r in rows] == [
+        ("broken.JPG", "error", "the file is empty"),
+        ("plain.png", "no_face", "no face found"),
+    ]
+    summary = "2 files: 0 with faces (0 faces), 1 without a face, 1 unreadable; 2 other files in the folders skipped"
+    assert summary in err
+
+
 def test_bad_files_get_error_rows_and_exit_1(tmp_path, capsys):
     files = [IMAGES / n for n in ("empty.jpg", "astronaut.jpg", "text.jpg", "truncated.jpg", "bomb_30000.png")]
     code, out, err = run(capsys, "predict", *map(str, files), str(tmp_path / "missing.jpg"))
