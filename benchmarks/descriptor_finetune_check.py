@@ -18,7 +18,7 @@ The test part is never read. Usage::
         --finetuned runs/dlib_finetuned.safetensors --first-net runs/v14_net [--halvings 20] [--method percentile]
 
 ``--first-net`` is an exported model without descriptor heads (the shipped fifteenth model's first
-network is ``runs/v14_net``: ``faceattrs quantize`` of the thirteenth's, see the README). Writes
+network is ``runs/v14_net``: ``faceattrs quantize`` of the thirteenth's, see docs/results.md). Writes
 ``benchmarks/results/descriptor_finetune_check.json`` and ``.md`` (with ``--method percentile``:
 ``descriptor_finetune_check_percentile``).
 """

@@ -4,7 +4,7 @@ For each seed network, protocol (``original``: the course project's own data
 protocol; ``project``: the committed split, natural balance, all ages) and
 random seed, the network is trained through the project's engine and scored
 on that protocol's test part. Results go to ``benchmarks/results/seed_baselines.json``
-and a Markdown table (``seed_baselines.md``), which the README shows.
+and a Markdown table (``seed_baselines.md``), which docs/results.md shows.
 
 Usage::
 

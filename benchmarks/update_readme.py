@@ -1,11 +1,12 @@
-"""Copy the Markdown tables in ``benchmarks/results/*.md`` into the README's marked sections.
+"""Copy the Markdown tables in ``benchmarks/results/*.md`` into the marked sections of the docs.
 
 Usage::
 
     python benchmarks/update_readme.py
 
-A README section ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` receives
-``benchmarks/results/NAME.md``; sections whose results file does not exist are left alone.
+A section ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` in the README or in
+``docs/results.md`` (:data:`DOCUMENTS`) receives ``benchmarks/results/NAME.md``; sections whose
+results file does not exist are left alone.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the files that quote benchmark results: the README's summary and the full record
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "results.md")
 
 
 def main() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    for name in re.findall(r"<!-- results:(\w+) -->", text):
-        source = ROOT / "benchmarks" / "results" / f"{name}.md"
-        if source.exists():
-            body = source.read_text().strip()
-            # the section may still be empty: "<!-- results:x -->\n<!-- /results:x -->"
-            pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
-            text = pattern.sub(lambda m, b=body, n=name: f"{m[1]}{b}\n\n(`python benchmarks/{n}.py`)\n{m[2]}", text)
-    readme.write_text(text)
+    for document in DOCUMENTS:
+        text = document.read_text()
+        for name in re.findall(r"<!-- results:(\w+) -->", text):
+            source = ROOT / "benchmarks" / "results" / f"{name}.md"
+            if source.exists():
+                body = source.read_text().strip()
+                # the section may still be empty: "<!-- results:x -->\n<!-- /results:x -->"
+                pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
+                text = pattern.sub(lambda m, b=body, n=name: f"{m[1]}{b}\n\n(`python benchmarks/{n}.py`)\n{m[2]}", text)
+        document.write_text(text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The figures the README quotes are current: measured on the shipped model and copied in.
 
 A new model ships with new benchmark runs; these tests fail until they are rerun and copied
-into the README (``python benchmarks/update_readme.py``).
+into the README and docs/results.md (``python benchmarks/update_readme.py``).
 """
 
 import json
@@ -39,10 +39,11 @@ def test_results_were_measured_on_the_shipped_model(name):
     )
 
 
-def test_readme_quotes_the_saved_results():
-    readme = (ROOT / "README.md").read_text()
-    sections = re.findall(r"<!-- results:(\w+) -->\n(.*?)<!-- /results:\1 -->", readme, re.S)
-    assert sections, "the README has no results sections"
+@pytest.mark.parametrize("document", ["README.md", "docs/results.md"])
+def test_the_docs_quote_the_saved_results(document):
+    text = (ROOT / document).read_text()
+    sections = re.findall(r"<!-- results:(\w+) -->\n(.*?)<!-- /results:\1 -->", text, re.S)
+    assert sections, f"{document} has no results sections"
     for name, section in sections:
         expected = f"{(RESULTS / f'{name}.md').read_text().strip()}\n\n(`python benchmarks/{name}.py`)\n"
-        assert section == expected, f"run python benchmarks/update_readme.py ({name})"
+        assert section == expected, f"run python benchmarks/update_readme.py ({name} in {document})"
