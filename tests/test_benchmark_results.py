@@ -22,6 +22,7 @@ OF_THE_SHIPPED_MODEL = (
     "candidates",
     "child_gender",
     "ethnicity_decision",
+    "gender_levers",
     "load_api",
     "models",
     "pipeline_speed",
