@@ -57,10 +57,10 @@ def crops(faces: np.ndarray, side: int, left: int, top: int, size: int) -> np.nd
     return np.stack([to_model_input(face[top : top + side, left : left + side], size) for face in faces])
 
 
-def gender_logp(model: AttributeModel, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Calibrated gender and ethnicity log-probabilities and the predicted age."""
-    _, _, p = onnx_predictions(model, images)
-    return np.log(p.gender_proba), np.log(p.ethnicity_proba), p.age
+def gender_logp(model: AttributeModel, images: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Calibrated gender and ethnicity log-probabilities, the predicted age and the raw gender output."""
+    logits, _, p = onnx_predictions(model, images)
+    return np.log(p.gender_proba), np.log(p.ethnicity_proba), p.age, logits["gender_logits"]
 
 
 def accuracies(gender: np.ndarray, ethnicity: np.ndarray, faces) -> dict:
@@ -108,10 +108,10 @@ def per_age_weight(first: np.ndarray, head: np.ndarray, y: np.ndarray, age: np.n
     }
 
 
-def network_parts(model: AttributeModel, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first network's and the descriptor head's gender log-probabilities, and the predicted age.
+def network_parts(model: AttributeModel, images: np.ndarray, gender_score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The first network's and the descriptor head's gender log-probabilities.
 
-    ``model`` is the one in ``default_model_dir()``. Its gender score is
+    ``model`` is the one in ``default_model_dir()``, ``gender_score`` its raw gender output on ``images``:
     ``(1 - w) * log_softmax(first / t) + w * head`` (metadata); with the first network cut out of the
     file (``strip_descriptor_heads``) the head's term follows exactly.
     """
@@ -119,11 +119,9 @@ def network_parts(model: AttributeModel, images: np.ndarray) -> tuple[np.ndarray
     w, t = blend["head_weight"]["gender"], blend["model_temperatures"]["gender"]
     with tempfile.TemporaryDirectory() as folder:
         strip_descriptor_heads(default_model_dir(), Path(folder))
-        first_logits, _, first_predictions = onnx_predictions(AttributeModel(Path(folder)), images)
-    merged_logits, _, _ = onnx_predictions(model, images)
+        first_logits, _, _ = onnx_predictions(AttributeModel(Path(folder)), images)
     first = log_softmax(first_logits["gender_logits"], t)
-    head = (merged_logits["gender_logits"] - (1 - w) * first) / w
-    return first, head, first_predictions.age
+    return first, (gender_score - (1 - w) * first) / w
 
 
 def main() -> None:
@@ -137,7 +135,7 @@ def main() -> None:
     outputs["its mirror image"] = gender_logp(model, np.ascontiguousarray(faces[:, :, ::-1]))
     outputs["centre crop 184 px"] = gender_logp(model, crops(val.images, *CENTRE, size))
     corners = [gender_logp(model, crops(val.images, *c, size)) for c in CORNERS]
-    rows = {name: accuracies(g, e, val) for name, (g, e, _) in outputs.items()}
+    rows = {name: accuracies(g, e, val) for name, (g, e, *_) in outputs.items()}
 
     def mean_of(*parts):
         return accuracies(sum(p[0] for p in parts), sum(p[1] for p in parts), val)
@@ -147,12 +145,12 @@ def main() -> None:
     rows["face + 4 corner crops averaged"] = mean_of(shipped, *corners)
     rows["face + centre + 4 corner crops averaged"] = mean_of(shipped, outputs["centre crop 184 px"], *corners)
 
-    first, head, age = network_parts(model, faces)
+    first, head = network_parts(model, faces, shipped[3])
     by_network = {
         "first network alone": accuracies(first, shipped[1], val),
         "descriptor head alone": accuracies(head, shipped[1], val),
     }
-    weights = per_age_weight(first, head, val.gender, age)
+    weights = per_age_weight(first, head, val.gender, shipped[2])  # the blend leaves the age as it is
     result = {
         "model": model_identity(),
         "validation_faces": len(val),
