@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceattrs.build.export import onnx_predictions
 from faceattrs.calibration import (
     AgeInterval,
     QuantileAgeInterval,
@@ -40,8 +41,8 @@ from faceattrs.calibration import (
 from faceattrs.data.cache import load_faces
 from faceattrs.data.labels import ETHNICITIES, GENDERS
 from faceattrs.evaluation.metrics import AGE_BUCKET_NAMES, age_bucket
-from faceattrs.inference.attribute_model import AttributeModel, model_identity
-from faceattrs.training.export import onnx_predictions
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import model_identity
 from faceattrs.training.protocols import project_protocol
 from results_io import save_results
 

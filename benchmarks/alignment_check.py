@@ -22,7 +22,7 @@ from tqdm import tqdm
 from faceattrs import Analyzer
 from faceattrs.data.labels import ETHNICITIES, GENDERS, parse_utkface_name
 from faceattrs.data.split import read_split
-from faceattrs.inference.attribute_model import model_identity
+from faceattrs.model_folder import model_identity
 from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")

@@ -27,9 +27,10 @@ import onnxruntime as ort
 from PIL import Image
 
 from age_readout import paired_interval  # sibling scripts: python puts benchmarks/ on the path
+from faceattrs.build.export import score_part
 from faceattrs.data.cache import load_faces
-from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, default_model_dir, model_identity
-from faceattrs.training.export import score_part
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import MODEL_FILE, default_model_dir, model_identity
 from faceattrs.training.protocols import project_protocol
 from models import batch_seconds
 from results_io import save_results

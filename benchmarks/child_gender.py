@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import recall_score
 
+from faceattrs.build.export import onnx_predictions
 from faceattrs.data.cache import load_faces
-from faceattrs.inference.attribute_model import AttributeModel, model_identity
-from faceattrs.training.export import onnx_predictions
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import model_identity
 from faceattrs.training.protocols import project_protocol
 from results_io import RESULTS, save_results
 

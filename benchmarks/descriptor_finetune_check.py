@@ -32,14 +32,14 @@ import onnxruntime as ort
 from sklearn.metrics import accuracy_score
 
 from face_embedding_check import blend_scores, mean_sd  # sibling script: python puts benchmarks/ on the path
+from faceattrs.build.descriptor_finetune import load_finetuned_network
+from faceattrs.build.descriptor_heads import descriptor_graph, fit_head, log_softmax, run_batches
+from faceattrs.build.export import onnx_predictions
+from faceattrs.build.quantize import METHODS, calibration_sample, quantize_int8
 from faceattrs.data.cache import load_faces
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.models.dlib_resnet import DlibResNet, read_layers
-from faceattrs.training.descriptor_finetune import load_finetuned_network
-from faceattrs.training.descriptor_heads import descriptor_graph, fit_head, log_softmax, run_batches
-from faceattrs.training.export import onnx_predictions
 from faceattrs.training.protocols import project_protocol
-from faceattrs.training.quantize import METHODS, calibration_sample, quantize_int8
 from results_io import save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")

@@ -38,14 +38,15 @@ from sklearn.metrics import accuracy_score
 from tqdm import tqdm
 
 from face_embedding_check import blend_scores, mean_sd, standardised
+from faceattrs.build.descriptor_heads import log_softmax, run_batches, to_onnx
+from faceattrs.build.quantize import calibration_sample, quantize_int8
 from faceattrs.calibration import age_mean_sigma, fit_temperature
 from faceattrs.data.cache import load_faces
-from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, model_identity
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import MODEL_FILE, model_identity
 from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.preprocessing import to_model_input
-from faceattrs.training.descriptor_heads import log_softmax, run_batches, to_onnx
 from faceattrs.training.protocols import project_protocol
-from faceattrs.training.quantize import calibration_sample, quantize_int8
 from quantization import session
 from results_io import save_results
 

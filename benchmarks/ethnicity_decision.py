@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
+from faceattrs.build.export import onnx_predictions
 from faceattrs.data.cache import load_faces
 from faceattrs.data.labels import ETHNICITIES
-from faceattrs.inference.attribute_model import AttributeModel, model_identity
-from faceattrs.training.export import onnx_predictions
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import model_identity
 from faceattrs.training.protocols import project_protocol
 from results_io import save_results
 

@@ -44,10 +44,11 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
+from faceattrs.build.descriptor_heads import fit_blend_weight
+from faceattrs.build.export import onnx_predictions
 from faceattrs.data.cache import load_faces
-from faceattrs.inference.attribute_model import AttributeModel, model_identity
-from faceattrs.training.descriptor_heads import fit_blend_weight
-from faceattrs.training.export import onnx_predictions
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import model_identity
 from faceattrs.training.protocols import project_protocol
 from results_io import save_results
 

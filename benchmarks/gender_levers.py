@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from faceattrs.build.descriptor_heads import fit_blend_weight, log_softmax, strip_descriptor_heads
+from faceattrs.build.export import onnx_predictions
 from faceattrs.data.cache import load_faces
-from faceattrs.inference.attribute_model import AttributeModel, default_model_dir, model_identity
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import default_model_dir, model_identity
 from faceattrs.preprocessing import to_model_input
-from faceattrs.training.descriptor_heads import fit_blend_weight, log_softmax, strip_descriptor_heads
-from faceattrs.training.export import onnx_predictions
 from faceattrs.training.protocols import project_protocol
 from results_io import save_results
 

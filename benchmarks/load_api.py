@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from faceattrs.inference.attribute_model import model_identity
+from faceattrs.model_folder import model_identity
 from results_io import save_results
 
 IMAGE = Path(__file__).resolve().parents[1] / "tests" / "images" / "astronaut.jpg"

@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from faceattrs.build.export import export_onnx, onnx_predictions
 from faceattrs.calibration import softmax
 from faceattrs.data.cache import load_faces
 from faceattrs.evaluation.metrics import Predictions, evaluate_predictions
-from faceattrs.inference.attribute_model import AttributeModel, model_identity
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import model_identity
 from faceattrs.preprocessing import to_model_input
 from faceattrs.training.checkpoint import load_weights
-from faceattrs.training.export import export_onnx, onnx_predictions
 from faceattrs.training.protocols import project_protocol
 from faceattrs.training.recipes import build_recipe
 from results_io import save_results

@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from faceattrs.training.export import OUTPUT_NAMES, OnnxGraph, export_onnx
+from faceattrs.build.export import OUTPUT_NAMES, OnnxGraph, export_onnx
 from faceattrs.training.recipes import build_recipe
 from results_io import save_results
 

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from faceattrs import Analyzer
-from faceattrs.inference.attribute_model import model_identity
 from faceattrs.inference.decode import decode_image
+from faceattrs.model_folder import model_identity
 from results_io import save_results
 
 IMAGES = Path(__file__).resolve().parents[1] / "tests" / "images"
@@ -51,9 +51,9 @@ def seed_pipeline(runs: Path):
         return None
     import onnxruntime as ort
 
+    from faceattrs.build.export import export_onnx
     from faceattrs.preprocessing import to_model_input
     from faceattrs.training.checkpoint import load_weights
-    from faceattrs.training.export import export_onnx
     from faceattrs.training.recipes import build_recipe
 
     sessions = []

@@ -36,7 +36,8 @@ from sklearn.metrics import accuracy_score
 
 from faceattrs.data.labels import parse_utkface_name
 from faceattrs.data.split import read_split
-from faceattrs.inference.attribute_model import AttributeModel, model_identity
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import model_identity
 from results_io import RESULTS, save_results  # sibling script: python puts benchmarks/ on the path
 
 DATA = Path("../shared/datasets/utkface/UTKFace")

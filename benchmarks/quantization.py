@@ -3,7 +3,7 @@
 The issue allows fp16 or int8 only if the measured quality loss is negligible. EfficientNet-Lite
 was designed to quantise well (ReLU6, no squeeze-excitation), and this CPU has AVX-512 VNNI
 integer dot products, so static int8 quantisation (onnxruntime, QDQ format, per-channel weights
-in 7 bits: ``faceattrs.training.quantize``) is the candidate. Activation ranges are calibrated on
+in 7 bits: ``faceattrs.build.quantize``) is the candidate. Activation ranges are calibrated on
 faces of the *train* part, never on the validation or test faces the model is judged on.
 
 Rows: the float32 model and each int8 calibration method, scored on all validation faces (the
@@ -35,11 +35,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from faceattrs.build.quantize import METHODS, calibration_sample, quantize_int8
 from faceattrs.data.cache import load_faces
 from faceattrs.evaluation.metrics import Predictions
-from faceattrs.inference.attribute_model import MODEL_FILE, AttributeModel, model_identity
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import MODEL_FILE, model_identity
 from faceattrs.training.protocols import project_protocol
-from faceattrs.training.quantize import METHODS, calibration_sample, quantize_int8
 from models import time_model  # sibling scripts: python puts benchmarks/ on the path
 from multitask_ablations import SCORE_HEADER, score_cells, scores
 from results_io import save_results

@@ -37,7 +37,7 @@ from faceattrs import Analyzer
 from faceattrs.data.labels import ETHNICITIES, GENDERS, parse_utkface_name
 from faceattrs.data.split import read_split
 from faceattrs.evaluation.metrics import age_metrics
-from faceattrs.inference.attribute_model import model_identity
+from faceattrs.model_folder import model_identity
 from results_io import RESULTS, save_results
 
 DATA = Path("../shared/datasets/utkface/UTKFace")

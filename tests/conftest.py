@@ -57,8 +57,8 @@ def ship_random_model(root: Path, n_faces: int, **settings):
     Every part is the same ``n_faces`` synthetic faces. Returns the model folder, the ship report
     and the faces.
     """
+    from faceattrs.build.export import ship
     from faceattrs.data.cache import load_faces
-    from faceattrs.training.export import ship
     from faceattrs.training.recipes import build_recipe
 
     make_face_folder(root / "UTKFace", n=n_faces)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from faceattrs.inference.attribute_model import model_identity
+from faceattrs.model_folder import model_identity
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -14,16 +14,10 @@ with numpy alone.
   of those scores, so the range holds the true age for ``coverage`` of faces drawn
   like the validation faces (nested conformal sets, Gupta et al., 2022). The range
   follows the distribution's shape: narrow for toddlers, wide for the elderly,
-  and lopsided where the network's doubt is. Model folders of versions 12-16
-  fixed the level at 5% and fitted a whole number of years ``delta`` to widen or
-  narrow ``[Q05, Q95]`` by instead: with whole-year bounds that steps the
-  coverage by several points (92.5% for a 90% target on version 17's network),
-  which a fitted level does not. Folders before version 12 use a symmetric range
-  around the distribution's mean (``AgeInterval``; their metadata has no ``kind``).
+  and lopsided where the network's doubt is.
 * **The age shown** is the median of the network's distribution over whole
   years: the point that minimises the expected absolute error in years (the
-  mean minimises the squared error). Model folders written before version 11
-  used the mean and say so in their metadata (``age_point``).
+  mean minimises the squared error).
 
 >>> import numpy as np
 >>> softmax(np.array([[0.0, np.log(3.0)]]))
@@ -88,15 +82,6 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, n_bins: in
     return round(float(ece), 12)
 
 
-def age_mean_sigma(age_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expected age and standard deviation of the network's age distribution."""
-    p = softmax(age_logits)
-    ages = np.arange(p.shape[1], dtype=np.float64)
-    mean = p @ ages
-    var = p @ ages**2 - mean**2
-    return mean, np.sqrt(np.clip(var, 1e-6, None))
-
-
 def age_median(age_logits: np.ndarray) -> np.ndarray:
     """The median of the network's age distribution: the smallest whole age whose cumulative probability reaches 1/2.
 
@@ -107,21 +92,6 @@ def age_median(age_logits: np.ndarray) -> np.ndarray:
     """
     cumulative = softmax(age_logits).cumsum(axis=1)
     return (cumulative >= 0.5 - 1e-9).argmax(axis=1).astype(np.float64)
-
-
-AGE_POINTS = {"mean": lambda logits: age_mean_sigma(logits)[0], "median": age_median}
-"""How a model folder turns its age distribution into the one age it shows (metadata ``age_point``)."""
-AGE_POINT = "median"
-"""The rule new model folders are written with."""
-
-
-def age_point_rule(calibration: dict) -> str:
-    """The ``AGE_POINTS`` rule a model folder's calibration names (folders before version 11 name none: the mean).
-
-    >>> age_point_rule({"age_point": "median"}), age_point_rule({})
-    ('median', 'mean')
-    """
-    return calibration.get("age_point", "mean")
 
 
 def age_quantiles(age_logits: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -147,20 +117,28 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
 
 @dataclass(frozen=True)
 class QuantileAgeInterval:
-    """``[Q_level - delta, Q_(1-level) + delta]`` of the age distribution, clipped at 0, never excluding its median.
+    """``[Q_level, Q_(1-level)]`` of the age distribution, never excluding its median.
 
-    ``fit`` sets ``level`` and leaves ``delta`` at 0; folders of versions 12-16 have ``level`` 0.05 and a fitted
-    ``delta``.
+    >>> QuantileAgeInterval.from_metadata({"coverage": 0.9, "level": 0.08, "delta": 0.0, "kind": "quantile"})
+    QuantileAgeInterval(coverage=0.9, level=0.08)
     """
 
-    delta: float
     coverage: float
-    level: float = 0.05
-    kind: str = "quantile"
+    level: float
+
+    @classmethod
+    def from_metadata(cls, config: dict) -> QuantileAgeInterval:
+        """The range a model folder's ``calibration.age_interval`` describes.
+
+        Folders before version 17 widened a fixed level by ``delta`` years; they are no longer read.
+        """
+        if config.get("delta", 0) != 0 or "level" not in config:
+            raise ValueError("the model folder's age range predates version 17; rebuild it with `faceattrs build`")
+        return cls(float(config["coverage"]), float(config["level"]))
 
     @classmethod
     def fit(cls, age_logits: np.ndarray, age: np.ndarray, coverage: float = 0.9) -> QuantileAgeInterval:
-        """Fit ``level`` on validation faces (``delta`` = 0).
+        """Fit ``level`` on validation faces.
 
         >>> rng = np.random.default_rng(0)
         >>> centre = rng.integers(20, 80, 4000); spread = rng.uniform(1, 8, 4000)
@@ -182,57 +160,9 @@ class QuantileAgeInterval:
         largest_level = np.where(inside, np.minimum(cumulative[rows, at], 1 - below), 0.0)
         level = -conformal_quantile(-largest_level, coverage)
         # A face whose score equals the level sits on a strict bound of age_quantiles: step just below it.
-        return cls(0.0, coverage, float(np.clip(level - 1e-6, 0.0, 0.5)))
+        return cls(coverage, float(np.clip(level - 1e-6, 0.0, 0.5)))
 
     def bounds_for(self, age_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         low, high = age_quantiles(age_logits, self.level)
         median = age_median(age_logits)
-        # A negative delta narrows the quantile range; it may not pass the age shown.
-        return np.clip(np.minimum(low - self.delta, median), 0, None), np.maximum(high + self.delta, median)
-
-
-def age_interval(config: dict) -> QuantileAgeInterval | AgeInterval:
-    """The age range a model folder's metadata describes (``calibration.age_interval``)."""
-    if config.get("kind") == "quantile":
-        return QuantileAgeInterval(**config)
-    return AgeInterval(**config)
-
-
-@dataclass(frozen=True)
-class AgeInterval:
-    """``[mu - q * (sigma + floor), mu + q * (sigma + floor)]``, clipped at 0: the range of models before version 12.
-
-    A split-conformal range with a normalised score: ``mu`` and ``sigma`` are the mean and
-    spread of the network's age distribution, ``q`` the conformal quantile of ``|age - mu| / sigma``.
-    """
-
-    q: float
-    coverage: float
-    sigma_floor: float = 0.5
-
-    @classmethod
-    def fit(
-        cls,
-        mean: np.ndarray,
-        sigma: np.ndarray,
-        age: np.ndarray,
-        coverage: float = 0.9,
-        sigma_floor: float = 0.5,
-    ) -> AgeInterval:
-        """Fit ``q`` on validation faces.
-
-        >>> rng = np.random.default_rng(0)
-        >>> sigma = rng.uniform(1, 10, 5000); age = 40 + rng.normal(0, sigma)
-        >>> interval = AgeInterval.fit(np.full(5000, 40.0), sigma, age, coverage=0.9, sigma_floor=0)
-        >>> round(interval.q, 1)  # the 90% two-sided quantile of |N(0, 1)| is 1.64
-        1.6
-        """
-        scores = np.abs(np.asarray(age, float) - mean) / (sigma + sigma_floor)
-        return cls(conformal_quantile(scores, coverage), coverage, sigma_floor)
-
-    def bounds(self, mean: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        half = self.q * (np.asarray(sigma) + self.sigma_floor)
-        return np.clip(mean - half, 0, None), mean + half
-
-    def bounds_for(self, age_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.bounds(*age_mean_sigma(age_logits))
+        return np.clip(np.minimum(low, median), 0, None), np.maximum(high, median)

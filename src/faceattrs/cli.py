@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 
 DEFAULT_DATA = Path("../shared/datasets/utkface/UTKFace")
-QUANTIZE_METHODS = ("minmax", "percentile")  # faceattrs.training.quantize.METHODS (a test keeps them equal)
+QUANTIZE_METHODS = ("minmax", "percentile")  # faceattrs.build.quantize.METHODS (a test keeps them equal)
 
 
 class UserError(Exception):
@@ -174,8 +174,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from faceattrs.build.export import score_shipped, ship
     from faceattrs.training.checkpoint import load_weights
-    from faceattrs.training.export import score_shipped, ship
     from faceattrs.training.recipes import build_recipe, run_settings
 
     config = json.loads((args.run / "config.json").read_text())
@@ -222,10 +222,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
+    from faceattrs.build.quantize import quantize_model_dir
     from faceattrs.data.cache import load_faces
     from faceattrs.inference.attribute_model import AttributeModel
     from faceattrs.training.protocols import project_protocol
-    from faceattrs.training.quantize import quantize_model_dir
 
     if args.out.resolve() == args.model_dir.resolve():
         raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
@@ -240,10 +240,10 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_self_distill(args: argparse.Namespace) -> int:
+    from faceattrs.build.self_distill import SelfDistillConfig, self_distill_model_dir
     from faceattrs.data.cache import load_faces
     from faceattrs.inference.attribute_model import AttributeModel
     from faceattrs.training.protocols import project_protocol
-    from faceattrs.training.self_distill import SelfDistillConfig, self_distill_model_dir
 
     if args.out.resolve() == args.model_dir.resolve():
         raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
@@ -270,8 +270,8 @@ def _cmd_self_distill(args: argparse.Namespace) -> int:
 
 def _score_validation_only(model_dir: Path, val, note: str = "") -> int:
     """Score a candidate on validation (``validation.json``), leaving the test part alone."""
+    from faceattrs.build.export import score_part
     from faceattrs.inference.attribute_model import AttributeModel
-    from faceattrs.training.export import score_part
 
     model = AttributeModel(model_dir)
     metrics, _ = score_part(model, val, model.metadata["calibration"])
@@ -285,8 +285,8 @@ def _score_validation_only(model_dir: Path, val, note: str = "") -> int:
 
 
 def _cmd_finetune_descriptors(args: argparse.Namespace) -> int:
+    from faceattrs.build.descriptor_finetune import DescriptorFinetuneConfig, finetune, save_finetuned
     from faceattrs.data.cache import load_faces
-    from faceattrs.training.descriptor_finetune import DescriptorFinetuneConfig, finetune, save_finetuned
     from faceattrs.training.protocols import project_protocol
 
     if not args.net.is_file():
@@ -306,11 +306,11 @@ def _cmd_finetune_descriptors(args: argparse.Namespace) -> int:
 
 
 def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
+    from faceattrs.build.descriptor_finetune import FinetunedMismatch
+    from faceattrs.build.descriptor_heads import add_descriptor_heads
+    from faceattrs.build.export import score_shipped
     from faceattrs.data.cache import load_faces
     from faceattrs.inference.attribute_model import AttributeModel
-    from faceattrs.training.descriptor_finetune import FinetunedMismatch
-    from faceattrs.training.descriptor_heads import add_descriptor_heads
-    from faceattrs.training.export import score_shipped
     from faceattrs.training.protocols import project_protocol
 
     if not args.net.is_file():
@@ -602,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--model-dir", type=Path, required=True, help="the exported float model")
     quantize.add_argument("--out", type=Path, required=True)
     quantize.add_argument("--version", required=True, help="model version written to metadata.json")
-    # The quantiser's defaults live in faceattrs.training.quantize (not imported here: it loads onnxruntime's tools).
+    # The quantiser's defaults live in faceattrs.build.quantize (not imported here: it loads onnxruntime's tools).
     quantize.add_argument(
         "--method", choices=QUANTIZE_METHODS, help="activation calibration (default: percentile, chosen on train faces)"
     )
@@ -617,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--model-dir", type=Path, required=True, help="an exported multitask model (flip averaged)")
     distill.add_argument("--out", type=Path, required=True)
     distill.add_argument("--version", required=True, help="model version written to metadata.json")
-    # Defaults: the shipped model's (faceattrs.training.self_distill.SelfDistillConfig; a test keeps them equal).
+    # Defaults: the shipped model's (faceattrs.build.self_distill.SelfDistillConfig; a test keeps them equal).
     distill.add_argument("--degrade", type=float, default=0.5, help="share of training faces degraded (default 0.5)")
     distill.add_argument("--epochs", type=int, default=2)
     distill.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the one-cycle schedule")

@@ -1,11 +1,8 @@
 from faceattrs.evaluation.model_card import _interval_rule
 
 
-def test_the_card_names_the_fitted_level_or_the_older_folders_delta():
-    fitted_level = {"delta": 0.0, "coverage": 0.9, "level": 0.0806, "kind": "quantile"}
-    assert "`[Q8.1%, Q91.9%]`" in _interval_rule(fitted_level) and "δ" not in _interval_rule(fitted_level)
-    version_16 = {"delta": -1.0, "coverage": 0.9, "level": 0.05, "kind": "quantile"}
-    assert "`[Q5% − δ, Q95% + δ]` with δ = −1 years" in _interval_rule(version_16)
+def test_the_card_names_the_fitted_level():
+    assert "`[Q8.1%, Q91.9%]`" in _interval_rule({"coverage": 0.9, "level": 0.0806})
 
 
 def test_the_card_says_whether_the_self_distillation_used_gender_labels():

@@ -4,10 +4,10 @@ onnxruntime builds). Skipped, with the reason, when UTKFace or the shipped model
 
 import pytest
 
+from faceattrs.build.export import onnx_predictions
 from faceattrs.data.cache import load_faces
 from faceattrs.evaluation.metrics import evaluate_predictions
 from faceattrs.inference.attribute_model import AttributeModel
-from faceattrs.training.export import onnx_predictions
 from faceattrs.training.protocols import project_protocol
 from tests.conftest import SHIPPED
 

@@ -22,7 +22,7 @@ def onnx_session(net: DlibResNet, threads: int = 2):
     """An onnxruntime session of the network (input "images": uint8 N x 150 x 150 x 3) and its file size."""
     import onnxruntime as ort
 
-    from faceattrs.training.descriptor_heads import to_onnx
+    from faceattrs.build.descriptor_heads import to_onnx
 
     example = torch.zeros(2, CHIP_SIZE, CHIP_SIZE, 3, dtype=torch.uint8)
     model = to_onnx(FaceDescriptor(net), (example,), ["images"], ["descriptors"]).SerializeToString()

@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from faceattrs.data.folders import UTKFACE_SPLIT
 from faceattrs.data.utkface import FaceRecord, labels_agree
 
 PARTS: tuple[str, ...] = ("train", "val", "test")
-DEFAULT_SPLIT_FILE = Path("splits/utkface_v1.csv")
+DEFAULT_SPLIT_FILE = UTKFACE_SPLIT
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from faceattrs.calibration import QuantileAgeInterval, age_interval, age_point_rule
 from faceattrs.data.labels import ETHNICITIES, GENDERS
 from faceattrs.evaluation.calibration_report import coverage_markdown
 
@@ -17,42 +16,14 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
-def _age_point(metadata: dict[str, Any]) -> str:
-    if age_point_rule(metadata["calibration"]) == "median":
-        return "the age shown is its median, in whole years: the point with the least expected absolute error"
-    return "prediction = expected value"
-
-
-def _signed(value: float) -> str:
-    return f"{value:g}".replace("-", "−")
-
-
 def _interval_rule(interval: dict[str, Any]) -> str:
-    if isinstance(age_interval(interval), QuantileAgeInterval):
-        low, high = interval["level"], 1 - interval["level"]
-        if interval["delta"] == 0:  # version 17 on: the level is what was fitted
-            return (
-                f"split-conformal for {interval['coverage']:.0%} coverage: `[Q{low:.1%}, Q{high:.1%}]`, "
-                "Q the quantiles of the network's age distribution in whole years, the level fitted on validation "
-                "as the conformal quantile of the largest level whose range still holds each face's age (the range "
-                "never excludes the age shown)."
-            )
-        return (
-            f"conformalised quantiles for {interval['coverage']:.0%} coverage: `[Q{low:.0%} − δ, Q{high:.0%} + δ]` "
-            f"with δ = {_signed(interval['delta'])} years, Q the quantiles of the network's age distribution in whole "
-            "years (the range never excludes the age shown)."
-        )
+    low, high = interval["level"], 1 - interval["level"]
     return (
-        f"split-conformal with a normalised score, q = {interval['q']:.3f} for {interval['coverage']:.0%} "
-        f"coverage: `[μ − q(σ + {interval['sigma_floor']}), μ + q(σ + {interval['sigma_floor']})]`, μ and σ the "
-        "mean and spread of the network's age distribution."
+        f"split-conformal for {interval['coverage']:.0%} coverage: `[Q{low:.1%}, Q{high:.1%}]`, "
+        "Q the quantiles of the network's age distribution in whole years, the level fitted on validation "
+        "as the conformal quantile of the largest level whose range still holds each face's age (the range "
+        "never excludes the age shown)."
     )
-
-
-def _low_res(settings: dict[str, Any]) -> str:
-    if not settings.get("low_res_epochs"):
-        return ""
-    return f" (the first {settings['low_res_epochs']} at {settings['low_res_size']} px: progressive resizing)"
 
 
 def _children_gender_line(buckets: list[dict[str, Any]]) -> list[str]:
@@ -76,19 +47,6 @@ def _range_by_age_line(interval_report: dict[str, Any], floor: float = 0.85) -> 
     return [
         f"- The age range is fitted for its coverage over all ages, not per age: on the test part it held the true "
         f"age less often for some ages ({buckets})."
-    ]
-
-
-def _distillation(training: dict[str, Any], settings: dict[str, Any]) -> list[str]:
-    teachers = training.get("teachers")
-    if not teachers:
-        return []
-    minutes = sum(t.get("train_seconds") or 0 for t in teachers) / 60
-    names = ", ".join(f"{t['run']} ({t.get('backbone') or '?'})" for t in teachers)
-    return [
-        f"- Distilled: {settings.get('distill_weight', 0) * 100:.0f}% of each head's loss is the divergence from "
-        f"the mean output distributions of {len(teachers)} teacher networks on the training faces ({names}), "
-        f"whose own training took {minutes:.0f} minutes more.",
     ]
 
 
@@ -182,9 +140,10 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"- Backbone: {training['backbone']}, Apache-2.0; no face-attribute pretraining. "
         f"Input {metadata['input']['model_size']}×"
         f"{metadata['input']['model_size']} RGB, resized from the aligned crop.",
-        f"- Heads: age as a softmax over 0..116 years ({_age_point(metadata)}), ethnicity (5), gender (2).",
+        "- Heads: age as a softmax over 0..116 years (the age shown is its median, in whole years: the point with "
+        "the least expected absolute error), ethnicity (5), gender (2).",
         f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs"
-        f"{_low_res(settings)}, age loss `{settings.get('age_loss')}`, "
+        f", age loss `{settings.get('age_loss')}`, "
         f"augmentation {'on' if settings.get('augment') else 'off'}, "
         f"{'mixup α ' + str(settings['mixup_alpha']) + ', ' if settings.get('mixup_alpha') else ''}"
         f"{'weight decay ' + str(settings['weight_decay']) + ', ' if settings.get('weight_decay') else ''}"
@@ -192,7 +151,6 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"flip test-time augmentation "
         f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "
         f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
-        *_distillation(training, settings),
         *_self_distillation(training),
         *_quantization(training),
         *_descriptor_heads(training),

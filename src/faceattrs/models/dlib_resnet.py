@@ -83,7 +83,7 @@ class DlibResNet(nn.Module):
 
     The weights are buffers, so an ONNX export stores them as initializers; with ``trainable`` they
     are parameters (same names, so the state dicts match) for fine-tuning
-    (:mod:`faceattrs.training.descriptor_finetune`); the input's channel means stay fixed. Batch-norm
+    (:mod:`faceattrs.build.descriptor_finetune`); the input's channel means stay fixed. Batch-norm
     layers are folded into the convolutions before them (:func:`fold_affine`).
     """
 

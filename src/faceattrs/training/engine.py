@@ -93,10 +93,9 @@ def predict(
     faces: FaceArrays,
     batch_size: int = PREDICT_BATCH_SIZE,
     tta_flip: bool | None = None,
-    size: int | None = None,
     progress: bool = False,
 ) -> Predictions:
-    """Run ``model`` over ``faces`` (uint8 images at the recipe's size), resized to ``size`` if given.
+    """Run ``model`` over ``faces`` (uint8 images at the recipe's size).
 
     With ``tta_flip`` (default: the recipe's setting) the raw outputs of each
     face and of its mirror image are averaged. The default batch (``PREDICT_BATCH_SIZE``) keeps the
@@ -108,7 +107,7 @@ def predict(
     starts = range(0, len(faces), batch_size)
     for start in tqdm(starts, desc="predict", unit="batch", disable=not progress, mininterval=_bar_interval()):
         images = torch.from_numpy(np.ascontiguousarray(faces.images[start : start + batch_size]))
-        x = recipe.to_input(images, size=size)
+        x = recipe.to_input(images)
         out = model(x)
         if tta_flip:
             out = _average_outputs(out, model(x.flip(3)))
@@ -196,14 +195,11 @@ def train(
             scheduler.load_state_dict({"lr_lambdas": [None] * len(optimizer.param_groups), **state["scheduler"]})
 
     mixup = recipe.mixup_alpha > 0
-    # per-face teacher distributions, looked up by name once; mixup shuffles them with the labels
-    soft = recipe.soft_targets(train_faces) if recipe.soft_targets is not None else {}
     for epoch in range(start_epoch, epochs):
         if stopped_by:
             break
         t0 = time.perf_counter()
         model.train()
-        size = recipe.size_at(epoch)
         order = np.random.default_rng([seed, epoch]).permutation(n)
         batches = [order[i : i + recipe.batch_size] for i in range(0, n, recipe.batch_size)]
         total, seen = 0.0, 0
@@ -217,12 +213,8 @@ def train(
         for index in bar:
             index = np.sort(index)  # sorted reads are faster on a memmap
             images = torch.from_numpy(np.ascontiguousarray(train_faces.images[index]))
-            x, targets = recipe.to_input(images, train=True, size=size), _targets(train_faces, index)
-            targets |= {f"soft_{head}": torch.from_numpy(rows[index]) for head, rows in soft.items()}
-            if mixup:
-                loss = _mixup_loss(model, recipe, x, targets)
-            else:
-                loss = recipe.loss(training_forward(model, recipe, x), targets)
+            x, targets = recipe.to_input(images, train=True), _targets(train_faces, index)
+            loss = _mixup_loss(model, recipe, x, targets) if mixup else recipe.loss(model(x), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -233,12 +225,11 @@ def train(
             total += loss.item() * len(index)
             seen += len(index)
             bar.set_postfix(loss=f"{total / seen:.4g}", refresh=False)
-        # validated at the epoch's own size: a low-res model scores poorly at full size until it is tuned there
-        preds = predict(shipped, recipe, val_faces, size=size)
-        metrics = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), "input_size": size}
+        preds = predict(shipped, recipe, val_faces)
+        metrics = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
         metrics |= validation_metrics(preds, val_faces)
         if ema is not None:
-            raw = validation_metrics(predict(model, recipe, val_faces, size=size), val_faces)
+            raw = validation_metrics(predict(model, recipe, val_faces), val_faces)
             metrics |= {f"raw_{k}": v for k, v in raw.items()}
         stop = False
         for rule in rules:
@@ -300,15 +291,6 @@ def _bar_interval() -> float:
     return 0.5 if sys.stderr.isatty() else 60  # keep logs of background runs short
 
 
-def training_forward(model: torch.nn.Module, recipe: Recipe, x: torch.Tensor):
-    """The training forward pass, under the recipe's autocast; outputs come back as float32 for the loss."""
-    if recipe.autocast_dtype is None:
-        return model(x)
-    with torch.autocast("cpu", dtype=recipe.autocast_dtype):
-        out = model(x)
-    return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
-
-
 def _mixup_loss(model: torch.nn.Module, recipe: Recipe, x: torch.Tensor, targets: dict[str, torch.Tensor]):
     """Mixup: one lambda per batch; the loss is the same blend of the two faces' losses."""
     # torch's generator, whose state the checkpoint keeps, so a resumed run draws the same lambdas
@@ -316,7 +298,7 @@ def _mixup_loss(model: torch.nn.Module, recipe: Recipe, x: torch.Tensor, targets
     lam = float(torch.distributions.Beta(a, a).sample())
     perm = torch.randperm(x.shape[0])
     mixed = lam * x + (1 - lam) * x[perm]  # keeps x's memory format (channels_last stays)
-    out = training_forward(model, recipe, mixed)
+    out = model(mixed)
     shuffled = {k: v[perm] for k, v in targets.items()}
     return lam * recipe.loss(out, targets) + (1 - lam) * recipe.loss(out, shuffled)
 

@@ -17,18 +17,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from faceattrs.calibration import AGE_POINT, AGE_POINTS
+from faceattrs.calibration import age_median
 from faceattrs.evaluation.metrics import Predictions
 from faceattrs.models.seed import SEED_INPUT_SIZE, SeedAgeNet, SeedEthnicityNet
 from faceattrs.training.augment import Augment
-from faceattrs.training.distill import SOFT_TARGET_HEADS, soft_targets_for
 from faceattrs.training.early_stopping import PercentileStop, StoppingRule
 from faceattrs.training.losses import age_loss, child_weighted_gender_loss
 
@@ -68,31 +66,11 @@ class Recipe:
     ema_decay: float | None = None
     #: mixup (Zhang et al., 2018): blend each batch with a shuffled copy, lambda ~ Beta(a, a); 0 = off
     mixup_alpha: float = 0.0
-    #: progressive resizing: (size, epochs) = train and validate the first epochs at a lower size
-    low_res: tuple[int, int] | None = None
-    #: run the training forward pass under CPU autocast in this dtype (weights, optimizer, loss and
-    #: validation stay float32); None = float32 throughout
-    autocast_dtype: torch.dtype | None = None
-    #: training faces -> per-face soft targets (``{"age": (N, bins), ...}``) that the engine passes
-    #: to the loss as ``soft_age``, ``soft_ethnicity``, ``soft_gender``; None = labels only
-    soft_targets: Callable[[Any], dict[str, Any]] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def size_at(self, epoch: int) -> int:
-        """The input size of (0-based) ``epoch``.
-
-        >>> build_recipe("multitask", image_size=160, low_res_size=128, low_res_epochs=2).size_at(1)
-        128
-        """
-        if self.low_res is not None and epoch < self.low_res[1]:
-            return self.low_res[0]
-        return self.input_size
-
-    def to_input(self, images: torch.Tensor, train: bool = False, size: int | None = None) -> torch.Tensor:
-        """uint8 NHWC at ``input_size`` -> the network's input, resized to ``size`` when one is given."""
+    def to_input(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
+        """uint8 NHWC at ``input_size`` -> the network's input (augmented when ``train``)."""
         x = unit_scale(images)
-        if size is not None and size != x.shape[-1]:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if train and self.augment is not None:
             x = self.augment(x)
         return self.normalize(x)
@@ -155,9 +133,6 @@ class MultiTaskSettings:
     backbone: str = "lite1"  # "lite0": 16 blocks instead of 21, ~0.7x the compute; "lite2": wider, 24
     image_size: int = 128
     epochs: int = 16
-    #: progressive resizing (0 = off): the first epochs at a lower size, which costs less per epoch
-    low_res_epochs: int = 0
-    low_res_size: int = 112
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -171,19 +146,10 @@ class MultiTaskSettings:
     mixup_alpha: float = 0.2
     tta_flip: bool = True
     channels_last: bool = True
-    #: "bf16": training forward pass under bfloat16 autocast (~1.15x faster steps on these cores)
-    precision: str = "fp32"
     dropout: float = 0.2
     ema_decay: float | None = 0.998  # about 1.3 epochs of 270 steps
     percentile_stop: float | None = None  # the original rule, off by default
     pretrained: bool = True  # ImageNet weights (tests switch them off)
-    #: distillation: a soft-target file written by `faceattrs teach` (None = off) and the weight of
-    #: the teachers' distributions in each head's loss (the labels keep 1 - distill_weight)
-    distill_from: str | None = None
-    distill_weight: float = 0.5
-
-
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def lite_normalize(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
@@ -194,19 +160,12 @@ def lite_normalize(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
 
 def multitask_predictions(out: dict[str, torch.Tensor]) -> Predictions:
     return Predictions(
-        age=AGE_POINTS[AGE_POINT](out["age"].numpy()),
+        age=age_median(out["age"].numpy()),
         ethnicity_proba=out["ethnicity"].softmax(1).numpy(),
         gender_proba=out["gender"].softmax(1).numpy(),
         age_logits=out["age"].numpy(),
         ethnicity_logits=out["ethnicity"].numpy(),
         gender_logits=out["gender"].numpy(),
-    )
-
-
-def soft_target_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
-    """KL divergence from the teachers' distributions (``soft_*`` targets) to each head's, summed over heads."""
-    return sum(
-        F.kl_div(F.log_softmax(out[head], 1), t[f"soft_{head}"], reduction="batchmean") for head in SOFT_TARGET_HEADS
     )
 
 
@@ -224,8 +183,6 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fra
 
 def multitask(**overrides: Any) -> Recipe:
     s = MultiTaskSettings(**overrides)
-    if s.precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {s.precision!r}; choose one of {sorted(PRECISIONS)}")
     from faceattrs.models.multitask import MultiTaskNet
 
     def build() -> nn.Module:
@@ -240,14 +197,11 @@ def multitask(**overrides: Any) -> Recipe:
         )
 
     def loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
-        labels = (
+        return (
             age_loss(out["age"], t["age"], s.age_loss, s.ldl_sigma)
             + F.cross_entropy(out["ethnicity"], t["race"], ignore_index=-1, label_smoothing=s.label_smoothing)
             + gender_loss(out["gender"], t)
         )
-        if s.distill_from is None:
-            return labels
-        return (1 - s.distill_weight) * labels + s.distill_weight * soft_target_loss(out, t)
 
     def optimizer(model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
@@ -273,9 +227,6 @@ def multitask(**overrides: Any) -> Recipe:
         monitor="val_mae",
         ema_decay=s.ema_decay,
         mixup_alpha=s.mixup_alpha,
-        low_res=(s.low_res_size, s.low_res_epochs) if s.low_res_epochs else None,
-        autocast_dtype=PRECISIONS[s.precision],
-        soft_targets=(lambda faces: soft_targets_for(Path(s.distill_from), faces)) if s.distill_from else None,
         settings=asdict(s),
     )
 
@@ -292,24 +243,3 @@ def build_recipe(name: str, **overrides: Any) -> Recipe:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose from {sorted(RECIPES)}")
     return RECIPES[name](**overrides)
-
-
-#: Multitask settings added after some runs were trained, with the value those runs used: their
-#: config.json lacks the key, and today's default would rebuild them wrongly (a Lite1 for a Lite0 run).
-SETTINGS_OF_OLDER_RUNS: dict[str, Any] = {
-    "mixup_alpha": 0.0,
-    "low_res_epochs": 0,
-    "backbone": "lite0",
-    "precision": "fp32",
-    "distill_from": None,
-}
-
-
-def run_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings a run folder's ``config.json`` was trained with, complete for older runs too.
-
-    >>> run_settings({"recipe": "multitask", "settings": {"epochs": 16}})["backbone"]
-    'lite0'
-    """
-    settings = config.get("settings") or {}
-    return {**SETTINGS_OF_OLDER_RUNS, **settings} if config["recipe"] == "multitask" else settings

@@ -113,17 +113,18 @@ def quantize_model_dir(
     the age range are refitted on ``parts["val"]`` through the int8 file (quantisation moves the
     logits a little). Returns the new calibration. The test part is not touched.
     """
-    from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
-    from faceattrs.training.export import recalibrate, write_derived_model  # torch comes with them
+    from faceattrs.inference.attribute_model import AttributeModel
+    from faceattrs.build.export import recalibrate  # torch comes with it
+    from faceattrs.model_folder import MODEL_FILE, derived_metadata, write_model_folder
 
     base = AttributeModel(model_dir)  # checks the sha256
     int8 = quantize_int8(Path(model_dir) / MODEL_FILE, calibration_sample(parts["train"].images, n_faces), method)
-    metadata = write_derived_model(int8.SerializeToString(), model_dir, out_dir, version)
+    metadata = derived_metadata(base.metadata, version)
     metadata["training"]["quantization"] = {
         "weights": "int8 in 7 bits (-64..64: no int16 saturation on CPUs without VNNI), one scale per output channel",
         "activations": f"uint8, ranges from {n_faces} random train faces ({method} calibration)",
         "format": "onnxruntime static quantisation, QDQ",
         "base_model_sha256": base.metadata["sha256"],
     }
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+    write_model_folder(out_dir, int8.SerializeToString(), metadata)
     return recalibrate(out_dir, parts["val"])

@@ -7,7 +7,7 @@ from onnx import numpy_helper
 
 from faceattrs.cli import QUANTIZE_METHODS
 from faceattrs.inference.attribute_model import AttributeModel
-from faceattrs.training.quantize import MAX_INT8_WEIGHT, METHODS, quantize_model_dir
+from faceattrs.build.quantize import MAX_INT8_WEIGHT, METHODS, quantize_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_metadata_names_the_base_and_refits_the_calibration_on_validation(quanti
 
 
 def test_descriptor_heads_on_an_int8_model_say_both_networks_are_int8(quantised, tmp_path):
-    from faceattrs.training.descriptor_heads import add_descriptor_heads
+    from faceattrs.build.descriptor_heads import add_descriptor_heads
     from tests.models.test_dlib_resnet import write_tiny_net
 
     root, faces, _ = quantised
@@ -93,7 +93,7 @@ def test_the_cli_offers_the_quantisers_methods():
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_any_number_of_calibration_faces_works_with_every_method(quantised, method):
-    from faceattrs.training.quantize import quantize_int8
+    from faceattrs.build.quantize import quantize_int8
 
     root, faces, _ = quantised
     # 37 faces cannot be cut into equal batches of 32; onnxruntime's histogram (percentile) calibrator

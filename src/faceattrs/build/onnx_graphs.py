@@ -1,8 +1,8 @@
 """Surgery on exported multitask graphs: one pass cut out of the flip average, and put back.
 
 The exporter's graph runs the network on the faces and on their mirror images and averages the
-logits (flip test-time augmentation). ``single_pass_graph`` keeps the first pass only (a faster
-model, and the trainable form ``self_distill`` fine-tunes); ``flip_averaged_graph`` wraps a
+logits (flip test-time augmentation). ``single_pass_graph`` keeps the first pass only (the
+trainable form ``self_distill`` fine-tunes); ``flip_averaged_graph`` wraps a
 single-pass graph back into the averaged form; ``folded`` makes constants plain attributes.
 
 >>> single = single_pass_graph(Path("runs/v6/model.onnx"))  # doctest: +SKIP

@@ -22,9 +22,7 @@ import torch
 from torch import nn
 
 from faceattrs.calibration import (
-    AGE_POINT,
     QuantileAgeInterval,
-    age_interval,
     expected_calibration_error,
     fit_temperature,
     softmax,
@@ -34,13 +32,13 @@ from faceattrs.evaluation.calibration_report import interval_coverage
 from faceattrs.evaluation.metrics import AGE_BUCKET_NAMES, Predictions, age_bucket, evaluate_predictions
 from faceattrs.evaluation.model_card import render_model_card
 from faceattrs.evaluation.report import write_report
-from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import read_metadata, write_metadata, write_model_folder
 from faceattrs.models.multitask import describe_backbone
-from faceattrs.training.distill import describe_teachers
 from faceattrs.training.recipes import Recipe
 
 AGE_LOGITS_OUTPUT = (
-    "(batch, 117): logits over ages 0..116; the age shown is their distribution's median (calibration.age_point)"
+    "(batch, 117): logits over ages 0..116; the age shown is their distribution's median"
 )
 #: what metadata.json says of each output of an exported multitask model
 MULTITASK_OUTPUTS = {
@@ -103,26 +101,10 @@ def fit_calibration(val: Predictions, age: np.ndarray, gender: np.ndarray, race:
         "ethnicity_temperature": fit_temperature(val.ethnicity_logits[known], race[known]),
         "gender_temperature": fit_temperature(val.gender_logits, gender),
         "age_interval": asdict(QuantileAgeInterval.fit(val.age_logits, age, coverage=coverage)),
-        "age_point": AGE_POINT,
     }
 
 
 FITTED_ON = "validation part of the project split"
-
-
-def write_derived_model(model_bytes: bytes, base_dir: Path, out_dir: Path, version: str) -> dict[str, Any]:
-    """Write ``out_dir/model.onnx``, a model made from the one in ``base_dir``; return its metadata.
-
-    The metadata is the base model's with the new version, date and sha256, and without the base's
-    test metrics (they do not describe the new file); the caller adds what it changed and writes it.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MODEL_FILE).write_bytes(model_bytes)
-    metadata = json.loads((Path(base_dir) / METADATA_FILE).read_text())
-    metadata.pop("metrics", None)
-    metadata |= {"version": version, "created": dt.date.today().isoformat()}
-    metadata["sha256"] = hashlib.sha256(model_bytes).hexdigest()
-    return metadata
 
 
 def recalibrate(model_dir: Path, val) -> dict[str, Any]:
@@ -131,14 +113,13 @@ def recalibrate(model_dir: Path, val) -> dict[str, Any]:
     For a model whose logits changed after export (quantised, merged with another network, cut to
     one pass): rewrites the calibration in its ``metadata.json`` (same coverage) and returns it.
     """
-    metadata_file = Path(model_dir) / METADATA_FILE
     logits, _, _ = onnx_predictions(AttributeModel(model_dir), val.images)
-    metadata = json.loads(metadata_file.read_text())
+    metadata = read_metadata(model_dir)
     predictions = Predictions(**{k: logits[k] for k in ("age_logits", "ethnicity_logits", "gender_logits")})
     coverage = metadata["calibration"]["age_interval"]["coverage"]
     calibration = fit_calibration(predictions, val.age.astype(float), val.gender, val.race, coverage)
     metadata["calibration"] = calibration | {"fitted_on": FITTED_ON}
-    metadata_file.write_text(json.dumps(metadata, indent=1))
+    write_metadata(model_dir, metadata)
     return metadata["calibration"]
 
 
@@ -151,7 +132,7 @@ def calibration_figures(logits: dict[str, np.ndarray], faces, calibration: dict[
         z = logits[f"{task}_logits"][mask]
         out[f"{task}_ece_before"] = expected_calibration_error(softmax(z), labels[mask])
         out[f"{task}_ece_after"] = expected_calibration_error(softmax(z, t), labels[mask])
-    low, high = age_interval(calibration["age_interval"]).bounds_for(logits["age_logits"])
+    low, high = QuantileAgeInterval.from_metadata(calibration["age_interval"]).bounds_for(logits["age_logits"])
     eth = np.array([ETHNICITIES[r] if r >= 0 else "unknown" for r in faces.race])
     coverage = interval_coverage(
         faces.age.astype(float),
@@ -208,13 +189,10 @@ def ship(
     val_torch = predict(model, recipe, val)
     calibration = fit_calibration(val_torch, val.age.astype(float), val.gender, val.race, coverage)
     onnx_bytes = export_onnx(model, recipe, recipe.tta_flip)
-    sha = hashlib.sha256(onnx_bytes).hexdigest()
-    (out_dir / MODEL_FILE).write_bytes(onnx_bytes)
     metadata: dict[str, Any] = {
         "name": "faceattrs-multitask",
         "version": run_config.get("version", "1"),
         "created": dt.date.today().isoformat(),
-        "sha256": sha,
         "classes": {"ethnicity": list(ETHNICITIES), "gender": list(GENDERS)},
         "input": {
             "aligned_crop": "RGB face crop in UTKFace geometry (the data set's 200x200 aligned crops)",
@@ -236,9 +214,7 @@ def ship(
             "n_val": len(val),
         },
     }
-    if recipe.settings.get("distill_from"):
-        metadata["training"]["teachers"] = describe_teachers(Path(recipe.settings["distill_from"]))
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+    sha = write_model_folder(out_dir, onnx_bytes, metadata)["sha256"]
 
     check = val.images[:64]
     onnx_raw = AttributeModel(out_dir).raw(np.ascontiguousarray(check))
@@ -267,7 +243,7 @@ def score_shipped(
     on a shipped model (e.g. for a new report table) gives the same figures.
     """
     shipped = AttributeModel(out_dir)  # checks the ONNX file against the metadata's sha256
-    metadata = json.loads((out_dir / METADATA_FILE).read_text())
+    metadata = shipped.metadata
     calibration = metadata["calibration"]
     report: dict[str, Any] = dict(extra or {})
     predictions = {}
@@ -289,7 +265,7 @@ def score_shipped(
         "age_interval_coverage": t["calibration"]["age_interval"]["all"]["all"]["coverage"],
         "age_interval_mean_width": t["calibration"]["age_interval"]["all"]["all"]["mean_width"],
     }
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+    write_metadata(out_dir, metadata)
     report["sha256"] = metadata["sha256"]
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     (out_dir / "MODEL_CARD.md").write_text(render_model_card(metadata, report))

@@ -43,17 +43,17 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from faceattrs.calibration import softmax
-from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import MODEL_FILE, derived_metadata, read_metadata, write_model_folder
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
-from faceattrs.training.descriptor_finetune import load_finetuned_network
-from faceattrs.training.export import (
+from faceattrs.build.descriptor_finetune import load_finetuned_network
+from faceattrs.build.export import (
     AGE_LOGITS_OUTPUT,
     MULTITASK_OUTPUTS,
     onnx_predictions,
     recalibrate,
-    write_derived_model,
 )
-from faceattrs.training.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
+from faceattrs.build.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
 
 TASKS = ("ethnicity", "gender")
 LITE_PREFIX = "lite/"
@@ -330,14 +330,13 @@ def strip_descriptor_heads(model_dir: Path, out_dir: Path) -> dict:
     if blend is None:
         raise ValueError(f"the model in {model_dir} has no descriptor heads")
     cut = first_network(onnx.load(str(model_dir / MODEL_FILE)))
-    metadata = write_derived_model(cut.SerializeToString(), model_dir, out_dir, f"{merged.metadata['version']}-first")
+    metadata = derived_metadata(merged.metadata, f"{merged.metadata['version']}-first")
     del metadata["training"]["descriptor_heads"]
     metadata["outputs"] = dict(MULTITASK_OUTPUTS)
     for task in TASKS:
         metadata["calibration"][f"{task}_temperature"] = blend["model_temperatures"][task]
     metadata["training"]["cut_from"] = f"model {merged.metadata['version']} (sha256 {merged.metadata['sha256']})"
-    (Path(out_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
-    return metadata
+    return write_model_folder(out_dir, cut.SerializeToString(), metadata)
 
 
 def run_batches(session, images: np.ndarray, batch_size: int = 64, desc: str = "descriptors") -> list[np.ndarray]:
@@ -378,13 +377,13 @@ def add_descriptor_heads(
     With ``int8`` the descriptor network is quantised first (activation ranges from
     ``CALIBRATION_FACES`` random train faces, set by ``calibration_method``), so the heads are
     fitted on the descriptors that ship. With ``finetuned`` the descriptor network carries the
-    weights of ``faceattrs finetune-descriptors`` (:mod:`faceattrs.training.descriptor_finetune`).
+    weights of ``faceattrs finetune-descriptors`` (:mod:`faceattrs.build.descriptor_finetune`).
     Returns the blend (its heads, and the weights chosen on validation); scoring is left to
     ``score_shipped``.
     """
     import onnxruntime as ort
 
-    training = json.loads((Path(model_dir) / METADATA_FILE).read_text())["training"]
+    training = read_metadata(model_dir)["training"]
     if "descriptor_heads" in training:  # replace them: blend onto its first network
         with tempfile.TemporaryDirectory() as first_dir:
             strip_descriptor_heads(model_dir, Path(first_dir))  # checks the merged file's sha256
@@ -408,7 +407,7 @@ def add_descriptor_heads(
         net, header = load_finetuned_network(net_xml, finetuned, input_size=size)
         fine_tuning = {
             "what": "the whole network fine-tuned on the train part's ethnicity and gender labels "
-            "(faceattrs.training.descriptor_finetune); validation and test faces unseen",
+            "(faceattrs.build.descriptor_finetune); validation and test faces unseen",
             "config": json.loads(header["config"]),
             "weights_sha256": header["sha256"],
         }
@@ -433,7 +432,7 @@ def add_descriptor_heads(
     heads_onnx = to_onnx(blend, inputs, names, ["ethnicity_logits", "gender_logits"])
     blend_onnx = attach(descriptor_onnx, heads_onnx, HEADS_PREFIX)
     merged = compact_names(store_float16(merge(onnx.load(str(Path(model_dir) / MODEL_FILE)), blend_onnx)))
-    metadata = write_derived_model(merged.SerializeToString(), model_dir, out_dir, version)
+    metadata = derived_metadata(base.metadata, version)
     metadata["outputs"] |= {"age_logits": AGE_LOGITS_OUTPUT} | {
         f"{task}_logits": f"(batch, {len(heads[task].bias)}): blended log-probability scores of the two networks; "
         f"divide by {task}_temperature before softmax"
@@ -451,7 +450,7 @@ def add_descriptor_heads(
     if fine_tuning is not None:
         blend_settings["network_fine_tuning"] = fine_tuning
     metadata["training"]["descriptor_heads"] = blend_settings
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+    write_model_folder(out_dir, merged.SerializeToString(), metadata)
 
     # Temperatures of the blended scores and the age range, fitted on validation through the file that ships.
     recalibrate(out_dir, val)

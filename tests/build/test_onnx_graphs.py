@@ -3,8 +3,8 @@
 import numpy as np
 import onnx
 
-from faceattrs.training.onnx_graphs import flip_averaged_graph, single_pass_graph
-from tests.training.conftest import run_graph
+from faceattrs.build.onnx_graphs import flip_averaged_graph, single_pass_graph
+from tests.build.conftest import run_graph
 
 
 def test_the_single_pass_equals_the_flip_average_on_mirror_symmetric_faces(tiny):

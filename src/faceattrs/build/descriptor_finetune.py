@@ -1,7 +1,7 @@
 """Fine-tune dlib's face-recognition network on the train part's ethnicity and gender labels.
 
 The shipped model's second network reads ethnicity and gender from dlib's 128-d face descriptors
-(:mod:`faceattrs.training.descriptor_heads`). Frozen, those descriptors were trained to tell 7,485
+(:mod:`faceattrs.build.descriptor_heads`). Frozen, those descriptors were trained to tell 7,485
 people apart and carry ethnicity and gender only as far as that needs. Fine-tuned on the labels
 (the whole network, a few epochs, linear heads on the standardised descriptors), the same network
 at the same inference cost reads them better; the heads that ship are still fitted afterwards by
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceattrs.data.cache import FaceArrays
-from faceattrs.inference.attribute_model import sha256_of
+from faceattrs.model_folder import sha256_of
 from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.training.augment import Augment
 from faceattrs.training.losses import child_weighted_gender_loss

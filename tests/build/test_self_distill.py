@@ -9,9 +9,9 @@ import torch
 
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.training.degrade import DEGRADATIONS, degrade
-from faceattrs.training.onnx_graphs import folded, single_pass_graph
-from faceattrs.training.self_distill import OnnxModule, SelfDistillConfig, as_float, self_distill_model_dir
-from tests.training.conftest import run_graph
+from faceattrs.build.onnx_graphs import folded, single_pass_graph
+from faceattrs.build.self_distill import OnnxModule, SelfDistillConfig, as_float, self_distill_model_dir
+from tests.build.conftest import run_graph
 
 
 def test_the_graph_as_a_module_computes_what_onnxruntime_does_and_writes_its_weights_back(tiny, tmp_path):
@@ -77,7 +77,7 @@ def test_the_cli_defaults_are_the_shipped_recipe():
 
 
 def test_the_gender_label_term_sees_each_batchs_gender_logits_labels_and_ages(tmp_path, monkeypatch):
-    import faceattrs.training.self_distill as self_distill_module
+    import faceattrs.build.self_distill as self_distill_module
     from tests.conftest import ship_random_model
 
     base, _, faces = ship_random_model(tmp_path, n_faces=8, image_size=64, backbone="lite1")

@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from faceattrs.inference.attribute_model import AttributeModel, ModelIntegrityError
-from faceattrs.training.export import score_shipped
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import ModelIntegrityError
+from faceattrs.build.export import score_shipped
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +40,14 @@ def test_shipped_model_predicts_calibrated_outputs(shipped):
     assert len(model.predict(np.zeros((0, 200, 200, 3), np.uint8))) == 0
 
 
-def test_new_models_show_the_median_age_and_older_folders_keep_the_mean(shipped, tmp_path):
-    from faceattrs.calibration import age_mean_sigma, age_median
+def test_models_show_the_median_age(shipped):
+    from faceattrs.calibration import age_median
 
     model_dir, _, _ = shipped
     images = np.random.default_rng(0).integers(0, 256, (8, 200, 200, 3), dtype=np.uint8)
     model = AttributeModel(model_dir)
-    assert model.metadata["calibration"]["age_point"] == "median"
     logits = model.raw(model.prepare(images))["age_logits"]
     np.testing.assert_array_equal(model.predict(images).age, age_median(logits))
-
-    meta = json.loads((model_dir / "metadata.json").read_text())
-    del meta["calibration"]["age_point"]  # as written before model version 11
-    (tmp_path / "metadata.json").write_text(json.dumps(meta))
-    (tmp_path / "model.onnx").write_bytes((model_dir / "model.onnx").read_bytes())
-    np.testing.assert_allclose(AttributeModel(tmp_path).predict(images).age, age_mean_sigma(logits)[0])
 
 
 def test_corrupted_or_swapped_model_fails_loudly(shipped, tmp_path):
@@ -126,7 +120,7 @@ def test_a_self_distilled_models_card_says_how_it_was_fine_tuned(shipped):
 
 def test_the_packaged_model_card_is_the_one_its_metadata_and_report_render():
     from faceattrs.evaluation.model_card import render_model_card
-    from faceattrs.inference.attribute_model import default_model_dir
+    from faceattrs.model_folder import default_model_dir
 
     assets = default_model_dir()
     metadata = json.loads((assets / "metadata.json").read_text())
@@ -174,7 +168,7 @@ def test_a_descriptor_network_fine_tuned_on_labels_is_said_so_on_the_card(shippe
 
 def test_a_candidate_exported_without_test_scores_never_reads_the_test_part(tmp_path):
     from faceattrs.data.cache import load_faces
-    from faceattrs.training.export import ship
+    from faceattrs.build.export import ship
     from faceattrs.training.recipes import build_recipe
     from tests.conftest import make_face_folder
 

@@ -8,8 +8,8 @@ probability ``degrade``, degraded (``training.degrade``: noise, JPEG, blur, grey
 contrast, tight framing), to minimise the KL divergence from the *exported model's own* output
 distributions on the clean faces, plus ``gender_label_weight`` times a cross-entropy on the gender
 labels in which faces aged ``child_age`` or younger weigh ``child_gender_weight``. The trained weights
-go back into the graph, which is flip-averaged again (``onnx_graphs.flip_averaged_graph``; or left as
-one pass with ``single_pass=True``) and recalibrated on validation.
+go back into the graph, which is flip-averaged again (``onnx_graphs.flip_averaged_graph``) and
+recalibrated on validation.
 
 The label term is there because the first network underfits children's gender on its own training
 faces (version 16's: 87.7% for train faces aged 0-12 against 98.6% older; 76.7% and 97.0% on
@@ -47,12 +47,13 @@ from tqdm import tqdm
 
 from faceattrs.calibration import age_median
 from faceattrs.evaluation.metrics import age_metrics
-from faceattrs.inference.attribute_model import METADATA_FILE, MODEL_FILE, AttributeModel
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import MODEL_FILE, derived_metadata, write_model_folder
 from faceattrs.training.degrade import degrade as degrade_face
 from faceattrs.training.engine import PREDICT_BATCH_SIZE
-from faceattrs.training.export import onnx_predictions, recalibrate, write_derived_model
+from faceattrs.build.export import onnx_predictions, recalibrate
 from faceattrs.training.losses import child_weighted_gender_loss
-from faceattrs.training.onnx_graphs import flip_averaged_graph, folded, single_pass_graph
+from faceattrs.build.onnx_graphs import flip_averaged_graph, folded, single_pass_graph
 
 #: where float [0, 1] NCHW images enter the exporter's graph (after the uint8 NHWC -> float steps)
 FLOAT_INPUT = "/Div_output_0"
@@ -221,7 +222,6 @@ def self_distill_model_dir(
     parts: dict,
     version: str,
     config: SelfDistillConfig = SelfDistillConfig(),
-    single_pass: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune the exported model in ``model_dir`` (``self_distill``) into ``out``, recalibrated on validation.
 
@@ -232,12 +232,11 @@ def self_distill_model_dir(
         raise ValueError(f"{model_dir} does not average over a mirror image: its single pass cannot be cut out")
     started = time.time()
     trained = self_distill(model_dir, parts["train"], parts["val"], config)
-    graph = trained if single_pass else flip_averaged_graph(trained)
-    metadata = write_derived_model(graph.SerializeToString(), model_dir, out, version)
-    metadata["input"]["flip_tta_in_graph"] = not single_pass
+    graph = flip_averaged_graph(trained)
+    metadata = derived_metadata(teacher.metadata, version)
     metadata["training"]["self_distillation"] = asdict(config) | {
         "teacher_sha256": teacher.metadata["sha256"],
         "train_seconds": round(time.time() - started),
     }
-    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+    write_model_folder(out, graph.SerializeToString(), metadata)
     return recalibrate(out, parts["val"])

@@ -1,4 +1,4 @@
-"""Fixtures shared by the training tests."""
+"""Fixtures shared by the build tests."""
 
 import numpy as np
 import onnx

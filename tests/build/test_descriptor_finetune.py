@@ -8,14 +8,14 @@ from onnx import numpy_helper
 
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.models.dlib_resnet import DlibResNet, read_layers
-from faceattrs.training.descriptor_finetune import (
+from faceattrs.build.descriptor_finetune import (
     DescriptorFinetuneConfig,
     FinetunedMismatch,
     finetune,
     load_finetuned_network,
     save_finetuned,
 )
-from faceattrs.training.descriptor_heads import add_descriptor_heads
+from faceattrs.build.descriptor_heads import add_descriptor_heads
 from tests.models.test_dlib_resnet import write_tiny_net
 
 
