@@ -57,7 +57,7 @@ def ship_random_model(root: Path, n_faces: int, **settings):
     Every part is the same ``n_faces`` synthetic faces. Returns the model folder, the ship report
     and the faces.
     """
-    from faceattrs.build.export import ship
+    from faceattrs.build.export import score_shipped, ship
     from faceattrs.data.cache import load_faces
     from faceattrs.training.recipes import build_recipe
 
@@ -68,7 +68,8 @@ def ship_random_model(root: Path, n_faces: int, **settings):
     split.write_text("file,sha256,part\n")
     parts = {"train": faces, "val": faces, "test": faces}
     config = {"recipe": "multitask", "seed": 0}
-    report = ship(recipe.build_model().eval(), recipe, parts, config, root / "model", split_file=split)
+    agreement = ship(recipe.build_model().eval(), recipe, parts, config, root / "model", split_file=split)
+    report = score_shipped(root / "model", parts, extra=agreement)
     return root / "model", report, faces
 
 

@@ -37,7 +37,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("faceattrs: error: UTKFace folder not found") and "Traceback" not in err
     assert main(["evaluate", str(tmp_path)]) == 2
-    assert "not a training run" in capsys.readouterr().err
+    assert "neither a training run" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "r"), "--set", "nonsense"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
 
@@ -48,50 +48,38 @@ def test_bad_arguments_exit_2():
     assert exc.value.code == 2
 
 
-def test_add_descriptor_heads_validation_only_leaves_the_test_part_alone(face_folder, tmp_path, monkeypatch, capsys):
+def test_help_lists_the_user_commands_first():
+    from faceattrs.cli import build_parser
+
+    commands = list(build_parser()._subparsers._group_actions[0].choices)
+    assert commands == ["predict", "app", "serve", "data", "train", "evaluate", "build"]
+
+
+def test_build_takes_its_defaults_from_the_build_config(monkeypatch, tmp_path, capsys):
+    import faceattrs.build.pipeline as pipeline
+
+    seen = []
+
+    def fake_build(config):
+        seen.append(config)
+        return {"val": {"n": 3, "gender": {"accuracy": 0.5}}}
+
+    monkeypatch.setattr(pipeline, "build", fake_build)
+    assert main(["build", "--work-dir", str(tmp_path), "--validation-only"]) == 0
+    (config,) = seen
+    assert config == pipeline.BuildConfig(work_dir=tmp_path, validation_only=True)
+    assert config.model_dir == tmp_path / "model"
+    assert "val: 3 faces, gender 0.5000" in capsys.readouterr().out
+
+
+def test_evaluate_scores_a_model_folder_through_onnx(face_folder, tmp_path, monkeypatch, capsys):
     from tests.conftest import ship_random_model
-    from tests.models.test_dlib_resnet import write_tiny_net
 
     monkeypatch.setenv("FACEATTRS_CACHE", str(tmp_path / "cache"))
     split = tmp_path / "split.csv"
     assert main(["data", "split", str(face_folder), "--out", str(split)]) == 0
-    base, _, _ = ship_random_model(tmp_path / "base", n_faces=20, image_size=64, backbone="lite1")
-    write_tiny_net(tmp_path / "net.xml", outputs=16)
-    out = tmp_path / "candidate"
-    args = ["--net", str(tmp_path / "net.xml"), "--model-dir", str(base), "--out", str(out), "--version", "c"]
-    common = ["--data", str(face_folder), "--split", str(split)]
-    int8 = ["--int8-descriptors", "--descriptor-calibration", "percentile"]
-    assert main(["add-descriptor-heads", *args, "--validation-only", *int8, *common]) == 0
-    assert "test not scored" in capsys.readouterr().out
-    assert json.loads((out / "validation.json").read_text())["gender"]["n"] > 0
-    assert not (out / "report.json").exists() and not (out / "MODEL_CARD.md").exists()
-    blend = json.loads((out / "metadata.json").read_text())["training"]["descriptor_heads"]
-    assert "descriptor network int8" in blend["weights_stored_as"]
-    assert "percentile calibration" in blend["weights_stored_as"]
-
-
-def test_quantize_refuses_bad_arguments_in_one_line(tmp_path, model_dir, capsys):
-    common = ["--out", str(tmp_path / "int8"), "--version", "q"]
-    assert main(["quantize", "--model-dir", str(tmp_path / "missing"), *common]) == 2
-    assert main(["quantize", "--model-dir", str(model_dir), "--out", str(model_dir), "--version", "q"]) == 2
-    assert main(["quantize", "--model-dir", str(model_dir), *common, "--calibration-faces", "0"]) == 2
-    errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 3 and all(e.startswith("faceattrs: error: ") for e in errors)
-    assert not (tmp_path / "int8").exists()
-
-
-def test_self_distill_refuses_bad_arguments_in_one_line(tmp_path, model_dir, capsys):
-    common = ["--out", str(tmp_path / "tuned"), "--version", "sd"]
-    assert main(["self-distill", "--model-dir", str(tmp_path / "missing"), *common]) == 2
-    assert main(["self-distill", "--model-dir", str(model_dir), "--out", str(model_dir), "--version", "sd"]) == 2
-    assert main(["self-distill", "--model-dir", str(model_dir), *common, "--degrade", "1.5"]) == 2
-    assert main(["self-distill", "--model-dir", str(model_dir), *common, "--epochs", "0"]) == 2
-    errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 4 and all(e.startswith("faceattrs: error: ") for e in errors)
-    assert not (tmp_path / "tuned").exists()
-
-
-def test_export_refuses_score_only_with_validation_only(tmp_path, capsys):
-    (tmp_path / "config.json").write_text(json.dumps({"recipe": "multitask", "seed": 0}))
-    assert main(["export", str(tmp_path), "--out", str(tmp_path / "m"), "--score-only", "--validation-only"]) == 2
-    assert "--validation-only is for a new candidate" in capsys.readouterr().err
+    model, _, _ = ship_random_model(tmp_path / "m", n_faces=20, image_size=64, backbone="lite1")
+    assert main(["evaluate", str(model), "--data", str(face_folder), "--split", str(split)]) == 0
+    metrics = json.loads((model / "eval_val" / "metrics.json").read_text())
+    assert metrics["model"]["part"] == "val" and metrics["gender"]["n"] > 0
+    assert "val: " in capsys.readouterr().out

@@ -1,16 +1,16 @@
-"""The ``faceattrs`` command line.
+"""The ``faceattrs`` command line: the user commands first, then the ones that build the model.
 
-    faceattrs data inspect DIR              counts, labels, quirks, duplicates
-    faceattrs data split DIR [--out FILE]   (re)make the project split file
-    faceattrs train --recipe NAME ...       train a recipe through the engine
-    faceattrs evaluate RUN ...              metrics JSON, Markdown report, plots
-    faceattrs export RUN --out DIR          calibrate, export to ONNX, score once on test
-    faceattrs quantize --model-dir DIR ...  an int8 copy of an exported model, recalibrated on validation
-    faceattrs finetune-descriptors ...      fine-tune the face-descriptor network on the train labels
-    faceattrs add-descriptor-heads ...      blend face-descriptor heads into an exported model
+    faceattrs predict PATH...            age, gender and ethnicity of every face in photos (CSV or JSON lines)
+    faceattrs app                        the web app on http://127.0.0.1:8501
+    faceattrs serve                      the HTTP API and its upload page on http://127.0.0.1:8000
+    faceattrs data inspect|split DIR     counts, label quirks and duplicates; the committed split
+    faceattrs train --out RUN            train a recipe (the shipped model's first network by default)
+    faceattrs evaluate RUN_OR_MODEL      metrics, report and plots of a run or a model folder on one part
+    faceattrs build                      the shipped model from the data, every step (faceattrs.build.pipeline)
 
-Expected failures (a missing folder, a bad argument) print one line on
-stderr and exit with 2; there is no stack trace for a user to read.
+Defaults come from the configuration dataclasses and the functions the commands call, never from
+copies here. Expected failures (a missing folder, a bad argument) print one line on stderr and exit
+with 2; there is no stack trace for a user to read.
 """
 
 from __future__ import annotations
@@ -23,339 +23,14 @@ import sys
 import warnings
 from pathlib import Path
 
-DEFAULT_DATA = Path("../shared/datasets/utkface/UTKFace")
-QUANTIZE_METHODS = ("minmax", "percentile")  # faceattrs.build.quantize.METHODS (a test keeps them equal)
+from faceattrs.data.folders import UTKFACE_DIR, UTKFACE_SPLIT
 
 
 class UserError(Exception):
     """An error the user can fix; shown as one line."""
 
 
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    from faceattrs.data.inspect import summarize
-    from faceattrs.data.utkface import scan_utkface
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the summary lists the quirks itself
-        scan = scan_utkface(args.folder, decode=not args.no_decode)
-    print(summarize(scan, show_groups=args.groups))
-    return 0
-
-
-def _cmd_split(args: argparse.Namespace) -> int:
-    from collections import Counter
-
-    from faceattrs.data.split import make_split, write_split
-    from faceattrs.data.utkface import scan_utkface
-
-    scan = scan_utkface(args.folder)
-    assignment = make_split(scan.records, seed=args.seed)
-    write_split(args.out, scan.records, assignment)
-    counts = Counter(assignment.values())
-    print(f"wrote {args.out}: " + ", ".join(f"{p} {counts[p]}" for p in ("train", "val", "test")))
-    return 0
-
-
-def _load_parts(recipe, protocol: str, data: Path, seed: int, split: Path):
-    from faceattrs.data.cache import load_faces
-    from faceattrs.training.protocols import make_parts
-
-    faces = load_faces(data, recipe.input_size)
-    return make_parts(faces, protocol, recipe.task, seed, split)
-
-
-def _parse_settings(pairs: list[str]) -> dict[str, object]:
-    """``["epochs=3", "age_loss=ce", "augment=false"]`` -> typed overrides."""
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        value: object = raw
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        elif raw.lower() == "none":
-            value = None
-        else:
-            for kind in (int, float):
-                try:
-                    value = kind(raw)
-                    break
-                except ValueError:
-                    pass
-        out[key] = value
-    return out
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
-    from faceattrs.training.early_stopping import PercentileStop
-    from faceattrs.training.engine import patience_rule, train
-    from faceattrs.training.recipes import build_recipe
-
-    recipe = build_recipe(args.recipe, **_parse_settings(args.set))
-    torch.set_num_threads(args.threads)
-    rules = None
-    if args.patience is not None or args.percentile_stop is not None:
-        rules = []
-        if args.patience is not None:
-            rules.append(patience_rule(recipe, args.patience))
-        if args.percentile_stop is not None:
-            rules.append(PercentileStop(threshold=args.percentile_stop))
-    if args.no_early_stop:
-        rules = []
-    parts = _load_parts(recipe, args.protocol, args.data, args.seed, args.split)
-    result = train(
-        recipe,
-        parts["train"],
-        parts["val"],
-        args.out,
-        seed=args.seed,
-        epochs=args.epochs,
-        stopping_rules=rules,
-        resume=args.resume,
-        extra_config={"protocol": args.protocol, "split": str(args.split)},
-    )
-    print(
-        f"trained {recipe.name}: {result.epochs_run} epochs in {result.seconds / 60:.1f} min, "
-        f"stopped by {result.stopped_by or 'epoch limit'}; weights in {args.out}/model.safetensors"
-    )
-    return 0
-
-
-def _cmd_teach(args: argparse.Namespace) -> int:
-    import torch
-
-    from faceattrs.data.cache import load_faces
-    from faceattrs.training.distill import save_soft_targets, teacher_soft_targets
-    from faceattrs.training.protocols import make_parts
-
-    torch.set_num_threads(args.threads)
-    for run in args.runs:
-        if not (run / "config.json").is_file() or not (run / "model.safetensors").is_file():
-            raise UserError(f"{run} is not a finished run folder (config.json and model.safetensors)")
-
-    def train_faces(size: int):
-        return make_parts(load_faces(args.data, size), args.protocol, "multitask", args.seed, args.split)["train"]
-
-    names, targets = teacher_soft_targets(args.runs, train_faces)
-    save_soft_targets(args.out, targets, names, teachers=args.runs)
-    print(f"wrote {args.out}: soft targets of {len(args.runs)} teachers for {len(names)} training faces")
-    return 0
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from faceattrs.evaluation.metrics import evaluate_predictions
-    from faceattrs.evaluation.report import write_report
-    from faceattrs.training.checkpoint import load_weights
-    from faceattrs.training.engine import predict
-    from faceattrs.training.recipes import build_recipe, run_settings
-
-    config_file = args.run / "config.json"
-    if not config_file.exists():
-        raise UserError(f"{args.run} is not a training run (no config.json)")
-    config = json.loads(config_file.read_text())
-    recipe = build_recipe(config["recipe"], **run_settings(config))
-    protocol = args.protocol or config.get("protocol", "project")
-    model = load_weights(recipe.build_model(), args.run / "model.safetensors")
-    parts = _load_parts(recipe, protocol, args.data, config["seed"], args.split)
-    faces = parts[args.part]
-    preds = predict(model, recipe, faces)
-    metrics = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
-    metrics["model"] = {"run": str(args.run), "recipe": recipe.name, "protocol": protocol, "part": args.part}
-    history_file = args.run / "history.json"
-    history = json.loads(history_file.read_text()) if history_file.exists() else None
-    out = args.out or args.run / f"eval_{protocol}_{args.part}"
-    title = f"{recipe.name} on the {protocol} protocol, {args.part} part"
-    write_report(metrics, preds, faces.age, out, title, history)
-    print(f"wrote {out}/report.md, metrics.json and plots")
-    return 0
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from faceattrs.build.export import score_shipped, ship
-    from faceattrs.training.checkpoint import load_weights
-    from faceattrs.training.recipes import build_recipe, run_settings
-
-    config = json.loads((args.run / "config.json").read_text())
-    if args.version:
-        config["version"] = args.version
-    if config["recipe"] != "multitask":
-        raise UserError("only multitask runs are shipped")
-    if args.score_only and args.validation_only:
-        raise UserError("--score-only re-scores a shipped model on test; --validation-only is for a new candidate")
-    settings = {**run_settings(config), "pretrained": False}
-    recipe = build_recipe("multitask", **settings)
-    parts = _load_parts(recipe, "project", args.data, config["seed"], args.split)
-    history = json.loads((args.run / "history.json").read_text())
-    if args.score_only:
-        # keeps the ONNX-vs-PyTorch check measured at export, which the run folder recorded
-        exported = args.run / "ship_report.json"
-        earlier = json.loads(exported.read_text()) if exported.exists() else {}
-        agreement = {k: v for k, v in earlier.items() if k.startswith("onnx_torch")}
-        report = score_shipped(args.out, parts, history, extra=agreement)
-        what = f"re-scored {args.out}/model.onnx (sha256 {report['sha256'][:12]}), unchanged"
-    else:
-        model = load_weights(recipe.build_model(), args.run / "model.safetensors").eval()
-        report = ship(
-            model,
-            recipe,
-            parts,
-            config,
-            args.out,
-            split_file=args.split,
-            coverage=args.coverage,
-            history=history,
-            score_test=not args.validation_only,
-        )
-        (args.run / "ship_report.json").write_text(json.dumps(report, indent=1))
-        what = (
-            f"shipped {args.out}/model.onnx (sha256 {report['sha256'][:12]}); ONNX vs torch max diff "
-            f"{report['onnx_torch_max_abs_diff_age_logits']:.2e}"
-        )
-        if args.validation_only:
-            print(what)
-            return _score_validation_only(args.out, parts["val"])
-    print(f"{what}\n{_summary(report['test'])}; card and report in {args.out}")
-    return 0
-
-
-def _cmd_quantize(args: argparse.Namespace) -> int:
-    from faceattrs.build.quantize import quantize_model_dir
-    from faceattrs.data.cache import load_faces
-    from faceattrs.inference.attribute_model import AttributeModel
-    from faceattrs.training.protocols import project_protocol
-
-    if args.out.resolve() == args.model_dir.resolve():
-        raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
-    if args.calibration_faces is not None and args.calibration_faces < 1:
-        raise UserError("--calibration-faces must be at least 1")
-    parts = project_protocol(load_faces(args.data, AttributeModel(args.model_dir).input_size), args.split)
-    options = {"method": args.method, "n_faces": args.calibration_faces}
-    quantize_model_dir(
-        args.model_dir, args.out, parts, version=args.version, **{k: v for k, v in options.items() if v is not None}
-    )
-    return _score_validation_only(args.out, parts["val"])
-
-
-def _cmd_self_distill(args: argparse.Namespace) -> int:
-    from faceattrs.build.self_distill import SelfDistillConfig, self_distill_model_dir
-    from faceattrs.data.cache import load_faces
-    from faceattrs.inference.attribute_model import AttributeModel
-    from faceattrs.training.protocols import project_protocol
-
-    if args.out.resolve() == args.model_dir.resolve():
-        raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
-    if not 0 <= args.degrade <= 1:
-        raise UserError("--degrade is a share of the training faces, between 0 and 1")
-    if args.epochs < 1:
-        raise UserError("--epochs must be at least 1")
-    if args.gender_label_weight < 0 or args.child_gender_weight < 0:
-        raise UserError("--gender-label-weight and --child-gender-weight must not be negative")
-    base = AttributeModel(args.model_dir)
-    if not base.metadata["input"].get("flip_tta_in_graph"):
-        raise UserError(f"{args.model_dir} does not average over a mirror image: give an exported multitask model")
-    parts = project_protocol(load_faces(args.data, base.input_size), args.split)
-    config = SelfDistillConfig(
-        epochs=args.epochs,
-        lr=args.lr,
-        degrade=args.degrade,
-        gender_label_weight=args.gender_label_weight,
-        child_gender_weight=args.child_gender_weight,
-    )
-    self_distill_model_dir(args.model_dir, args.out, parts, args.version, config, single_pass=args.single_pass)
-    return _score_validation_only(args.out, parts["val"])
-
-
-def _score_validation_only(model_dir: Path, val, note: str = "") -> int:
-    """Score a candidate on validation (``validation.json``), leaving the test part alone."""
-    from faceattrs.build.export import score_part
-    from faceattrs.inference.attribute_model import AttributeModel
-
-    model = AttributeModel(model_dir)
-    metrics, _ = score_part(model, val, model.metadata["calibration"])
-    (model_dir / "validation.json").write_text(json.dumps(metrics, indent=1))
-    size = (model_dir / "model.onnx").stat().st_size
-    print(
-        f"wrote {model_dir}/model.onnx ({size:,} bytes){'; ' + note if note else ''}\n"
-        f"{_summary(metrics, 'validation', digits=4)}; test not scored"
-    )
-    return 0
-
-
-def _cmd_finetune_descriptors(args: argparse.Namespace) -> int:
-    from faceattrs.build.descriptor_finetune import DescriptorFinetuneConfig, finetune, save_finetuned
-    from faceattrs.data.cache import load_faces
-    from faceattrs.training.protocols import project_protocol
-
-    if not args.net.is_file():
-        raise UserError(f"no network dump at {args.net} (tools/dlib_face_net/README.md says how to make it)")
-    if args.epochs < 1:
-        raise UserError("--epochs must be at least 1")
-    if args.size < 16:
-        raise UserError("--size is the first network's input size in pixels (128 for the shipped model)")
-    if args.child_gender_weight <= 0:
-        raise UserError("--child-gender-weight must be positive (1 weighs every face the same)")
-    config = DescriptorFinetuneConfig(epochs=args.epochs, lr=args.lr, child_gender_weight=args.child_gender_weight)
-    train = project_protocol(load_faces(args.data, args.size), args.split)["train"]
-    model = finetune(args.net, train, config)
-    sha = save_finetuned(model, args.out, config, args.net, args.size)
-    print(f"wrote {args.out} (sha256 {sha[:12]}; {len(train)} train faces, {config.epochs} epochs)")
-    return 0
-
-
-def _cmd_add_descriptor_heads(args: argparse.Namespace) -> int:
-    from faceattrs.build.descriptor_finetune import FinetunedMismatch
-    from faceattrs.build.descriptor_heads import add_descriptor_heads
-    from faceattrs.build.export import score_shipped
-    from faceattrs.data.cache import load_faces
-    from faceattrs.inference.attribute_model import AttributeModel
-    from faceattrs.training.protocols import project_protocol
-
-    if not args.net.is_file():
-        raise UserError(f"no network dump at {args.net} (tools/dlib_face_net/README.md says how to make it)")
-    if args.out.resolve() == args.model_dir.resolve():
-        raise UserError("--out must differ from --model-dir: the base model is read while the new one is written")
-    if args.descriptor_calibration != "minmax" and not args.int8_descriptors:
-        raise UserError("--descriptor-calibration sets int8 activation ranges: add --int8-descriptors")
-    if args.finetuned is not None and not args.finetuned.is_file():
-        raise UserError(f"no fine-tuned weights at {args.finetuned} (faceattrs finetune-descriptors writes them)")
-    base = AttributeModel(args.model_dir)
-    parts = project_protocol(load_faces(args.data, base.input_size), args.split)
-    try:
-        blend = add_descriptor_heads(
-            args.model_dir,
-            args.net,
-            args.out,
-            parts,
-            version=args.version,
-            int8=args.int8_descriptors,
-            calibration_method=args.descriptor_calibration,
-            finetuned=args.finetuned,
-        )
-    except FinetunedMismatch as e:
-        raise UserError(str(e)) from None
-    if args.validation_only:  # for choosing between candidates before the test part is looked at
-        return _score_validation_only(args.out, parts["val"], f"head weights {blend.weights}")
-    report = score_shipped(args.out, parts)
-    print(
-        f"wrote {args.out}/model.onnx (sha256 {report['sha256'][:12]}); head weights on validation "
-        f"{blend.weights}\n{_summary(report['test'])}; card and report in {args.out}"
-    )
-    return 0
-
-
-def _summary(metrics: dict, part: str = "test", digits: int = 2) -> str:
-    """One line of a part's headline figures (age MAE to ``digits`` places, the rates to one more)."""
-    m, rate = metrics, digits + 1
-    return (
-        f"{part}: age MAE {m['age']['mae']:.{digits}f}, CS@5 {m['age']['cs5']:.{rate}f}, ethnicity "
-        f"{m['ethnicity']['accuracy']:.4f} (macro-F1 {m['ethnicity']['macro_f1']:.3f}), gender "
-        f"{m['gender']['accuracy']:.4f}, 90% range coverage "
-        f"{m['calibration']['age_interval']['all']['all']['coverage']:.{rate}f}"
-    )
-
+# --- user commands ---------------------------------------------------------------------------
 
 #: Suffixes that mark a file in a folder as a photo even when it cannot be read, so that a damaged
 #: or empty photo gets an error row instead of vanishing from the results.
@@ -403,7 +78,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from faceattrs.inference.annotate import annotate
     from faceattrs.inference.records import COLUMNS, rows_for
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     inputs, skipped = _iter_inputs(args.paths)
     analyzer = Analyzer(threads=args.threads)
@@ -418,7 +93,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     results = analyzer.analyze_many(
         [str(p) for p in inputs],
         aligned=args.aligned,
-        batch_size=args.batch_size,
+        **({"batch_size": args.batch_size} if args.batch_size is not None else {}),
         keep_images=bool(args.annotate),
     )
     try:
@@ -486,75 +161,178 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- building the model ----------------------------------------------------------------------
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from faceattrs.data.inspect import summarize
+    from faceattrs.data.utkface import scan_utkface
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the summary lists the quirks itself
+        scan = scan_utkface(args.folder, decode=not args.no_decode)
+    print(summarize(scan, show_groups=args.groups))
+    return 0
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from faceattrs.data.split import make_split, write_split
+    from faceattrs.data.utkface import scan_utkface
+
+    scan = scan_utkface(args.folder)
+    assignment = make_split(scan.records, seed=args.seed)
+    write_split(args.out, scan.records, assignment)
+    counts = Counter(assignment.values())
+    print(f"wrote {args.out}: " + ", ".join(f"{p} {counts[p]}" for p in ("train", "val", "test")))
+    return 0
+
+
+def _parse_settings(pairs: list[str]) -> dict[str, object]:
+    """``["epochs=3", "age_loss=ce", "augment=false"]`` -> typed overrides."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        value: object = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        elif raw.lower() == "none":
+            value = None
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(raw)
+                    break
+                except ValueError:
+                    pass
+        out[key] = value
+    return out
+
+
+def _load_parts(size: int, protocol: str, task: str, data: Path, seed: int, split: Path):
+    from faceattrs.data.cache import load_faces
+    from faceattrs.training.protocols import make_parts
+
+    return make_parts(load_faces(data, size), protocol, task, seed, split)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from faceattrs.training.early_stopping import PercentileStop
+    from faceattrs.training.engine import patience_rule, train
+    from faceattrs.training.recipes import build_recipe
+
+    recipe = build_recipe(args.recipe, **_parse_settings(args.set))
+    rules = None  # the recipe's own
+    if args.no_early_stop:
+        rules = []
+    elif args.patience is not None or args.percentile_stop is not None:
+        rules = [patience_rule(recipe, args.patience)] if args.patience is not None else []
+        if args.percentile_stop is not None:
+            rules.append(PercentileStop(threshold=args.percentile_stop))
+    parts = _load_parts(recipe.input_size, args.protocol, recipe.task, args.data, args.seed, args.split)
+    result = train(
+        recipe,
+        parts["train"],
+        parts["val"],
+        args.out,
+        seed=args.seed,
+        epochs=args.epochs,
+        stopping_rules=rules,
+        resume=args.resume,
+        extra_config={"protocol": args.protocol, "split": str(args.split)},
+    )
+    print(
+        f"trained {recipe.name}: {result.epochs_run} epochs in {result.seconds / 60:.1f} min, "
+        f"stopped by {result.stopped_by or 'epoch limit'}; weights in {args.out}/model.safetensors"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """A training run (PyTorch) or a model folder (its ONNX file, as users run it) on one part."""
+    from faceattrs.evaluation.report import write_report
+
+    target = args.target
+    if (target / "metadata.json").is_file():
+        from faceattrs.build.export import score_part
+        from faceattrs.inference.attribute_model import AttributeModel
+
+        model = AttributeModel(target)
+        faces = _load_parts(model.input_size, "project", "multitask", args.data, 0, args.split)[args.part]
+        metrics, preds = score_part(model, faces, model.metadata["calibration"])
+        metrics["model"] = {"folder": str(target), "version": model.metadata["version"], "part": args.part}
+        out = args.out or target / f"eval_{args.part}"
+        title, history = f"model {model.metadata['version']} (ONNX), {args.part} part", None
+    elif (target / "config.json").is_file():
+        from faceattrs.evaluation.metrics import evaluate_predictions
+        from faceattrs.training.checkpoint import load_weights
+        from faceattrs.training.engine import predict
+        from faceattrs.training.recipes import build_recipe
+
+        config = json.loads((target / "config.json").read_text())
+        recipe = build_recipe(config["recipe"], **config.get("settings", {}))
+        protocol = config.get("protocol", "project")
+        model = load_weights(recipe.build_model(), target / "model.safetensors")
+        faces = _load_parts(recipe.input_size, protocol, recipe.task, args.data, config["seed"], args.split)[args.part]
+        preds = predict(model, recipe, faces)
+        metrics = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
+        metrics["model"] = {"run": str(target), "recipe": recipe.name, "protocol": protocol, "part": args.part}
+        history_file = target / "history.json"
+        history = json.loads(history_file.read_text()) if history_file.exists() else None
+        out = args.out or target / f"eval_{protocol}_{args.part}"
+        title = f"{recipe.name} on the {protocol} protocol, {args.part} part"
+    else:
+        raise UserError(f"{target} is neither a training run (config.json) nor a model folder (metadata.json)")
+    write_report(metrics, preds, faces.age, out, title, history)
+    print(f"{_summary(metrics, args.part)}\nwrote {out}/report.md, metrics.json and plots")
+    return 0
+
+
+def _summary(metrics: dict, part: str) -> str:
+    """One line of a part's headline figures."""
+    line = f"{part}: {metrics['n']} faces"
+    if "age" in metrics:
+        line += f", age MAE {metrics['age']['mae']:.2f}, CS@5 {metrics['age']['cs5']:.3f}"
+    if "ethnicity" in metrics:
+        e = metrics["ethnicity"]
+        line += f", ethnicity {e['accuracy']:.4f} (macro-F1 {e['macro_f1']:.3f})"
+    if "gender" in metrics:
+        line += f", gender {metrics['gender']['accuracy']:.4f}"
+    return line
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from faceattrs.build.pipeline import BuildConfig, build
+
+    chosen = {k: v for k, v in vars(args).items() if k in BuildConfig.__dataclass_fields__ and v is not None}
+    config = replace(BuildConfig(), **chosen)
+    scores = build(config)
+    part = "val" if config.validation_only else "test"
+    print(f"{_summary(scores[part], part)}\nmodel folder: {config.model_dir}")
+    return 0
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from faceattrs.build.pipeline import BuildConfig
+
     parser = argparse.ArgumentParser(prog="faceattrs", description="Age, gender and ethnicity from faces.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    data = sub.add_parser("data", help="inspect and split UTKFace").add_subparsers(dest="data_command", required=True)
-    inspect = data.add_parser("inspect", help="counts, label distributions, quirks, duplicate groups")
-    inspect.add_argument("folder", type=Path)
-    inspect.add_argument("--groups", type=int, default=5, help="duplicate groups to list")
-    inspect.add_argument("--no-decode", action="store_true", help="skip the decode check (faster)")
-    inspect.set_defaults(func=_cmd_inspect)
-    split = data.add_parser("split", help="write the project split file")
-    split.add_argument("folder", type=Path)
-    split.add_argument("--out", type=Path, default=Path("splits/utkface_v1.csv"))
-    split.add_argument("--seed", type=int, default=0)
-    split.set_defaults(func=_cmd_split)
-
-    from faceattrs.training.protocols import PROTOCOLS
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data", type=Path, default=DEFAULT_DATA, help="UTKFace folder")
-    common.add_argument("--split", type=Path, default=Path("splits/utkface_v1.csv"))
-    common.add_argument("--protocol", choices=PROTOCOLS)
-
-    train = sub.add_parser("train", parents=[common], help="train a recipe")
-    train.add_argument(
-        "--recipe",
-        default="multitask",
-        choices=["multitask", "seed-ethnicity", "seed-age"],
-        help="default: multitask, the shipped model's recipe",
-    )
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a multitask setting, e.g. --set epochs=3 --set age_loss=ce",
-    )
-    train.add_argument("--out", type=Path, required=True, help="run folder")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--epochs", type=int, help="override the recipe's epoch count")
-    train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    train.add_argument("--patience", type=int, help="stop after N epochs without improvement; keep the best")
-    train.add_argument("--percentile-stop", type=float, metavar="T", help="the original percentile rule")
-    train.add_argument("--no-early-stop", action="store_true", help="run every epoch")
-    train.add_argument("--threads", type=int, default=2)
-    train.set_defaults(func=_cmd_train, protocol="project")
-
-    teach = sub.add_parser(
-        "teach", parents=[common], help="soft targets of trained runs on the training faces, for distillation"
-    )
-    teach.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="teacher run folders (multitask)")
-    teach.add_argument("--out", type=Path, required=True, help="soft-target file (.safetensors)")
-    teach.add_argument("--seed", type=int, default=0)
-    teach.add_argument("--threads", type=int, default=2)
-    teach.set_defaults(func=_cmd_teach, protocol="project")
-
-    evaluate = sub.add_parser("evaluate", parents=[common], help="metrics, report and plots of a run")
-    evaluate.add_argument("run", type=Path, help="run folder written by `faceattrs train`")
-    evaluate.add_argument("--part", choices=["train", "val", "test"], default="test")
-    evaluate.add_argument("--out", type=Path, help="report folder (default RUN/eval_PROTOCOL_PART)")
-    evaluate.set_defaults(func=_cmd_evaluate)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     predict = sub.add_parser("predict", help="age, gender and ethnicity of every face in photos")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     predict.add_argument("--aligned", action="store_true", help="inputs are aligned face crops (no detection)")
-    predict.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    predict.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default csv)")
     predict.add_argument("--output", type=Path, help="write here instead of stdout")
     predict.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies into DIR")
-    predict.add_argument("--batch-size", type=int, default=32, help="faces per model batch")
+    predict.add_argument("--batch-size", type=int, help="faces per model batch (default: Analyzer.analyze_many's)")
     predict.add_argument("--threads", type=int, help="onnxruntime threads (default: up to 4)")
     predict.set_defaults(func=_cmd_predict)
 
@@ -568,133 +346,71 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, help="inference threads (default 2; env FACEATTRS_API_WORKERS)")
     serve.add_argument("--no-access-log", action="store_true")
-    serve.add_argument(
-        "--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="event loop (auto: uvloop if installed)"
-    )
-    serve.add_argument(
-        "--http",
-        choices=["auto", "h11", "httptools"],
-        default="auto",
-        help="HTTP parser (auto: httptools if installed)",
-    )
+    serve.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="event loop")
+    serve.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="HTTP parser")
     serve.set_defaults(func=_cmd_serve)
 
-    export = sub.add_parser("export", parents=[common], help="calibrate, export to ONNX and score a multitask run")
-    export.add_argument("run", type=Path)
-    export.add_argument("--out", type=Path, default=Path("src/faceattrs/assets"))
-    export.add_argument("--coverage", type=float, default=0.9, help="target coverage of the age range")
-    export.add_argument("--version", help="model version written to metadata.json (default: the run's, else 1)")
-    export.add_argument(
-        "--score-only",
-        action="store_true",
-        help="re-score the model already in --out (same ONNX and calibration) and rewrite its report and card",
-    )
-    export.add_argument(
-        "--validation-only",
-        action="store_true",
-        help="score the exported model on validation only (a candidate: no test figures, card or report)",
-    )
-    export.set_defaults(func=_cmd_export)
+    data = sub.add_parser("data", help="inspect a data set and make its split")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    inspect = data_sub.add_parser("inspect", help="counts, label distributions, quirks, duplicate groups")
+    inspect.add_argument("folder", type=Path)
+    inspect.add_argument("--groups", type=int, default=5, help="duplicate groups to list")
+    inspect.add_argument("--no-decode", action="store_true", help="skip the decode check (faster)")
+    inspect.set_defaults(func=_cmd_inspect)
+    split = data_sub.add_parser("split", help="write the project split file")
+    split.add_argument("folder", type=Path)
+    split.add_argument("--out", type=Path, default=UTKFACE_SPLIT)
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(func=_cmd_split)
 
-    quantize = sub.add_parser(
-        "quantize", parents=[common], help="an int8 copy of an exported model (scored on validation only)"
-    )
-    quantize.add_argument("--model-dir", type=Path, required=True, help="the exported float model")
-    quantize.add_argument("--out", type=Path, required=True)
-    quantize.add_argument("--version", required=True, help="model version written to metadata.json")
-    # The quantiser's defaults live in faceattrs.build.quantize (not imported here: it loads onnxruntime's tools).
-    quantize.add_argument(
-        "--method", choices=QUANTIZE_METHODS, help="activation calibration (default: percentile, chosen on train faces)"
-    )
-    quantize.add_argument("--calibration-faces", type=int, help="random train faces that set the ranges (default 128)")
-    quantize.set_defaults(func=_cmd_quantize)
+    from faceattrs.training.protocols import PROTOCOLS
+    from faceattrs.training.recipes import RECIPES
 
-    distill = sub.add_parser(
-        "self-distill",
-        parents=[common],
-        help="fine-tune an exported model to read degraded faces as it reads clean ones (scored on validation only)",
-    )
-    distill.add_argument("--model-dir", type=Path, required=True, help="an exported multitask model (flip averaged)")
-    distill.add_argument("--out", type=Path, required=True)
-    distill.add_argument("--version", required=True, help="model version written to metadata.json")
-    # Defaults: the shipped model's (faceattrs.build.self_distill.SelfDistillConfig; a test keeps them equal).
-    distill.add_argument("--degrade", type=float, default=0.5, help="share of training faces degraded (default 0.5)")
-    distill.add_argument("--epochs", type=int, default=2)
-    distill.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the one-cycle schedule")
-    distill.add_argument(
-        "--gender-label-weight", type=float, default=1.0, help="weight of the gender labels' loss (0: outputs only)"
-    )
-    distill.add_argument(
-        "--child-gender-weight", type=float, default=4.0, help="weight of a face aged 12 or less in it (default 4)"
-    )
-    distill.add_argument("--single-pass", action="store_true", help="write one pass, without flip averaging (faster)")
-    distill.set_defaults(func=_cmd_self_distill)
+    data_args = argparse.ArgumentParser(add_help=False)
+    data_args.add_argument("--data", type=Path, default=UTKFACE_DIR, help=f"UTKFace folder (default {UTKFACE_DIR})")
+    data_args.add_argument("--split", type=Path, default=UTKFACE_SPLIT, help=f"split file (default {UTKFACE_SPLIT})")
 
-    finetune = sub.add_parser(
-        "finetune-descriptors",
-        parents=[common],
-        help="fine-tune the face-descriptor network on the train part's labels (validation and test unseen)",
-    )
-    finetune.add_argument("--net", type=Path, required=True, help="dlib network XML (tools/dlib_face_net)")
-    finetune.add_argument("--out", type=Path, required=True, help="the weights to write (.safetensors)")
-    finetune.add_argument("--size", type=int, default=128, help="the first network's input size (default 128)")
-    # Defaults: the shipped model's (descriptor_finetune.DescriptorFinetuneConfig; a test keeps them equal).
-    finetune.add_argument("--epochs", type=int, default=5)
-    finetune.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the one-cycle schedule")
-    finetune.add_argument(
-        "--child-gender-weight", type=float, default=1.0, help="weight of a face aged 12 or less in the gender loss"
-    )
-    finetune.set_defaults(func=_cmd_finetune_descriptors)
+    train = sub.add_parser("train", parents=[data_args], help="train a recipe into a run folder")
+    train.add_argument("--recipe", default="multitask", choices=sorted(RECIPES), help="default: the shipped model's")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a setting of training.recipes.MultiTaskSettings, e.g. --set epochs=3",
+    )  # fmt: skip
+    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument("--protocol", choices=PROTOCOLS, default="project", help="which faces train, tune and score")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    train.add_argument("--patience", type=int, help="stop after N epochs without improvement; keep the best")
+    train.add_argument("--percentile-stop", type=float, metavar="T", help="the original percentile rule")
+    train.add_argument("--no-early-stop", action="store_true", help="run every epoch")
+    train.set_defaults(func=_cmd_train)
 
-    heads = sub.add_parser(
-        "add-descriptor-heads",
-        parents=[common],
-        help="blend a face-recognition network's ethnicity and gender heads into an exported model",
+    evaluate = sub.add_parser("evaluate", parents=[data_args], help="metrics, report and plots on one part")
+    evaluate.add_argument("target", type=Path, metavar="RUN_OR_MODEL", help="a run folder or a model folder")
+    evaluate.add_argument("--part", choices=["train", "val", "test"], default="val")
+    evaluate.add_argument("--out", type=Path, help="report folder (default: inside RUN_OR_MODEL)")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    defaults = BuildConfig()
+    build = sub.add_parser("build", help="build the shipped model from the data, every step (hours)")
+    build.add_argument("--work-dir", type=Path, help=f"intermediate models, resumable (default {defaults.work_dir})")
+    build.add_argument(
+        "--out", type=Path, help="the model folder (default WORK_DIR/model; src/faceattrs/assets ships it)"
     )
-    heads.add_argument("--net", type=Path, required=True, help="dlib network XML (tools/dlib_face_net)")
-    heads.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path("src/faceattrs/assets"),
-        help="the exported base model; heads it already has are replaced (default: the shipped model)",
+    build.add_argument("--version", help=f"model version in metadata.json (default {defaults.version})")
+    build.add_argument("--data", type=Path, help=f"UTKFace folder (default {defaults.data})")
+    build.add_argument("--split", type=Path, help=f"split file (default {defaults.split})")
+    build.add_argument(
+        "--validation-only", action="store_true", default=None, help="score on validation only: the test part unread"
     )
-    heads.add_argument("--out", type=Path, required=True)
-    heads.add_argument("--version", required=True, help="model version written to metadata.json")
-    heads.add_argument(
-        "--int8-descriptors",
-        action="store_true",
-        help="quantise the descriptor network to int8 (ranges from 128 train faces) before fitting the heads",
-    )
-    heads.add_argument(
-        "--descriptor-calibration",
-        choices=QUANTIZE_METHODS,
-        default="minmax",
-        help="how --int8-descriptors sets the activation ranges (default: minmax)",
-    )
-    heads.add_argument(
-        "--finetuned", type=Path, help="fine-tuned weights for the descriptor network (faceattrs finetune-descriptors)"
-    )
-    heads.add_argument(
-        "--validation-only",
-        action="store_true",
-        help="score the new model on validation only (to compare candidates before the test part is used)",
-    )
-    heads.set_defaults(func=_cmd_add_descriptor_heads)
+    build.set_defaults(func=_cmd_build)
     return parser
 
 
 #: commands that train or calibrate networks: long-lived processes where reusing freed memory makes
 #: PyTorch's steps faster (``training.memory``); not the servers or ``predict``
-MEMORY_HUNGRY_COMMANDS = (
-    _cmd_train,
-    _cmd_teach,
-    _cmd_evaluate,
-    _cmd_export,
-    _cmd_quantize,
-    _cmd_self_distill,
-    _cmd_finetune_descriptors,
-    _cmd_add_descriptor_heads,
-)
+MEMORY_HUNGRY_COMMANDS = (_cmd_train, _cmd_evaluate, _cmd_build)
 
 
 def main(argv: list[str] | None = None) -> int:

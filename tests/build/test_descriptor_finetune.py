@@ -6,8 +6,6 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from faceattrs.inference.attribute_model import AttributeModel
-from faceattrs.models.dlib_resnet import DlibResNet, read_layers
 from faceattrs.build.descriptor_finetune import (
     DescriptorFinetuneConfig,
     FinetunedMismatch,
@@ -16,6 +14,8 @@ from faceattrs.build.descriptor_finetune import (
     save_finetuned,
 )
 from faceattrs.build.descriptor_heads import add_descriptor_heads
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.models.dlib_resnet import DlibResNet, read_layers
 from tests.models.test_dlib_resnet import write_tiny_net
 
 
@@ -92,15 +92,6 @@ def test_weights_tuned_at_another_input_size_are_refused(tuned, tmp_path):
         )
 
 
-def test_the_cli_defaults_are_the_shipped_recipe():
-    from faceattrs.cli import build_parser
-
-    args = build_parser().parse_args(["finetune-descriptors", "--net", "n.xml", "--out", "w.safetensors"])
-    config = DescriptorFinetuneConfig()
-    assert (args.epochs, args.lr, args.child_gender_weight) == (config.epochs, config.lr, config.child_gender_weight)
-    assert args.size == 128
-
-
 def test_the_default_gender_loss_is_plain_cross_entropy_and_a_child_weight_weighs_children():
     from faceattrs.training.losses import child_weighted_gender_loss
 
@@ -111,20 +102,3 @@ def test_the_default_gender_loss_is_plain_cross_entropy_and_a_child_weight_weigh
     each = torch.nn.functional.cross_entropy(logits, gender, reduction="none")
     weighted = child_weighted_gender_loss(logits, gender, age, 4.0, label_smoothing=0.0)
     torch.testing.assert_close(weighted, (each * torch.tensor([4.0, 1, 4, 1, 4, 1])).mean())
-
-
-def test_the_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys):
-    from faceattrs.cli import main
-
-    write_tiny_net(tmp_path / "net.xml")
-    out = ["--out", str(tmp_path / "w.safetensors")]
-    assert main(["finetune-descriptors", "--net", str(tmp_path / "missing.xml"), *out]) == 2
-    assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--epochs", "0"]) == 2
-    assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--size", "0"]) == 2
-    assert main(["finetune-descriptors", "--net", str(tmp_path / "net.xml"), *out, "--child-gender-weight", "0"]) == 2
-    heads = ["add-descriptor-heads", "--net", str(tmp_path / "net.xml"), "--out", str(tmp_path / "o"), "--version", "v"]
-    assert main([*heads, "--finetuned", str(tmp_path / "missing.safetensors")]) == 2
-    assert main([*heads, "--descriptor-calibration", "percentile"]) == 2  # ranges without --int8-descriptors
-    errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 6 and all(e.startswith("faceattrs: error: ") for e in errors)
-    assert not (tmp_path / "w.safetensors").exists()

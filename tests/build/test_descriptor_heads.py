@@ -5,9 +5,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from faceattrs.calibration import softmax
-from faceattrs.inference.attribute_model import AttributeModel
-from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from faceattrs.build.descriptor_heads import (
     BlendGraph,
     LinearHead,
@@ -16,6 +13,9 @@ from faceattrs.build.descriptor_heads import (
     store_float16,
     to_onnx,
 )
+from faceattrs.calibration import softmax
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.models.dlib_resnet import DlibResNet, FaceDescriptor, read_layers
 from tests.models.test_dlib_resnet import write_tiny_net
 
 

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from faceattrs.build.export import score_shipped
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.model_folder import ModelIntegrityError
-from faceattrs.build.export import score_shipped
 
 
 @pytest.fixture(scope="module")
@@ -89,23 +89,6 @@ def test_rescoring_a_shipped_model_gives_the_same_figures_and_leaves_it_alone(sh
     assert "| age bucket | n | age MAE | ethnicity acc. | gender acc. |" in card
 
 
-def test_a_distilled_models_card_names_its_teachers_and_their_training_time(shipped):
-    from faceattrs.evaluation.model_card import render_model_card
-
-    model_dir, report, _ = shipped
-    meta = json.loads((model_dir / "metadata.json").read_text())
-    assert "Distilled" not in render_model_card(meta, report)
-    meta["training"]["settings"] = {**(meta["training"]["settings"] or {}), "distill_weight": 0.5}
-    meta["training"]["teachers"] = [
-        {"run": "multitask_v6", "backbone": "lite1", "epochs_run": 16, "train_seconds": 7119.0},
-        {"run": "multitask_v7", "backbone": "lite2", "epochs_run": 14, "train_seconds": 6965.0},
-    ]
-    card = render_model_card(meta, report)
-    assert "- Distilled: 50% of each head's loss" in card
-    assert "2 teacher networks on the training faces (multitask_v6 (lite1), multitask_v7 (lite2))" in card
-    assert "took 235 minutes more" in card
-
-
 def test_a_self_distilled_models_card_says_how_it_was_fine_tuned(shipped):
     from faceattrs.evaluation.model_card import render_model_card
 
@@ -167,8 +150,8 @@ def test_a_descriptor_network_fine_tuned_on_labels_is_said_so_on_the_card(shippe
 
 
 def test_a_candidate_exported_without_test_scores_never_reads_the_test_part(tmp_path):
-    from faceattrs.data.cache import load_faces
     from faceattrs.build.export import ship
+    from faceattrs.data.cache import load_faces
     from faceattrs.training.recipes import build_recipe
     from tests.conftest import make_face_folder
 
@@ -185,7 +168,6 @@ def test_a_candidate_exported_without_test_scores_never_reads_the_test_part(tmp_
         {"recipe": "multitask", "seed": 0},
         tmp_path / "m",
         split_file=tmp_path / "split.csv",
-        score_test=False,
     )
     assert set(report) == {"onnx_torch_max_abs_diff_age_logits", "sha256"}
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["metadata.json", "model.onnx"]

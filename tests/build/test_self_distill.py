@@ -4,13 +4,12 @@ import json
 from dataclasses import replace
 
 import numpy as np
-import pytest
 import torch
 
-from faceattrs.inference.attribute_model import AttributeModel
-from faceattrs.training.degrade import DEGRADATIONS, degrade
 from faceattrs.build.onnx_graphs import folded, single_pass_graph
 from faceattrs.build.self_distill import OnnxModule, SelfDistillConfig, as_float, self_distill_model_dir
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.training.degrade import DEGRADATIONS, degrade
 from tests.build.conftest import run_graph
 
 
@@ -46,34 +45,21 @@ def test_a_tight_crop_keeps_the_middle_and_stretches_its_border():
     assert np.array_equal(tight[0, 50], tight[4, 50])  # rows above the kept part repeat its first row
 
 
-@pytest.mark.parametrize("single_pass", [False, True])
-def test_self_distillation_writes_a_loadable_recalibrated_model_that_records_how_it_was_made(tmp_path, single_pass):
+def test_self_distillation_writes_a_loadable_recalibrated_model_that_records_how_it_was_made(tmp_path):
     from tests.conftest import ship_random_model
 
     base, _, faces = ship_random_model(tmp_path, n_faces=8, image_size=64, backbone="lite1")
     parts = {"train": faces, "val": faces, "test": faces}
     config = SelfDistillConfig(epochs=1, batch_size=4, lr=1e-2)
-    self_distill_model_dir(base, tmp_path / "out", parts, "sd-test", config, single_pass=single_pass)
+    self_distill_model_dir(base, tmp_path / "out", parts, "sd-test", config)
     model = AttributeModel(tmp_path / "out")  # the sha256 in the metadata matches the file
     metadata = json.loads((tmp_path / "out" / "metadata.json").read_text())
     assert metadata["version"] == "sd-test" and "metrics" not in metadata  # test not scored
-    assert metadata["input"]["flip_tta_in_graph"] is not single_pass
+    assert metadata["input"]["flip_tta_in_graph"]
     assert metadata["training"]["self_distillation"]["degrade"] == 0.5
     assert metadata["training"]["self_distillation"]["teacher_sha256"] == AttributeModel(base).metadata["sha256"]
     before, after = AttributeModel(base).raw(faces.images), model.raw(faces.images)
     assert not np.allclose(before["age_logits"], after["age_logits"])  # the weights were trained
-
-
-def test_the_cli_defaults_are_the_shipped_recipe():
-    from faceattrs.cli import build_parser
-
-    args = build_parser().parse_args(["self-distill", "--model-dir", "a", "--out", "b", "--version", "1"])
-    config = SelfDistillConfig()
-    assert (args.degrade, args.epochs, args.lr) == (config.degrade, config.epochs, config.lr)
-    assert (args.gender_label_weight, args.child_gender_weight) == (
-        config.gender_label_weight,
-        config.child_gender_weight,
-    )
 
 
 def test_the_gender_label_term_sees_each_batchs_gender_logits_labels_and_ages(tmp_path, monkeypatch):

@@ -42,10 +42,6 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
-from faceattrs.calibration import softmax
-from faceattrs.inference.attribute_model import AttributeModel
-from faceattrs.model_folder import MODEL_FILE, derived_metadata, read_metadata, write_model_folder
-from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
 from faceattrs.build.descriptor_finetune import load_finetuned_network
 from faceattrs.build.export import (
     AGE_LOGITS_OUTPUT,
@@ -54,6 +50,10 @@ from faceattrs.build.export import (
     recalibrate,
 )
 from faceattrs.build.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
+from faceattrs.calibration import softmax
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.model_folder import MODEL_FILE, derived_metadata, read_metadata, write_model_folder
+from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
 
 TASKS = ("ethnicity", "gender")
 LITE_PREFIX = "lite/"

@@ -37,9 +37,7 @@ from faceattrs.model_folder import read_metadata, write_metadata, write_model_fo
 from faceattrs.models.multitask import describe_backbone
 from faceattrs.training.recipes import Recipe
 
-AGE_LOGITS_OUTPUT = (
-    "(batch, 117): logits over ages 0..116; the age shown is their distribution's median"
-)
+AGE_LOGITS_OUTPUT = "(batch, 117): logits over ages 0..116; the age shown is their distribution's median"
 #: what metadata.json says of each output of an exported multitask model
 MULTITASK_OUTPUTS = {
     "age_logits": AGE_LOGITS_OUTPUT,
@@ -173,14 +171,11 @@ def ship(
     *,
     split_file: Path,
     coverage: float = 0.9,
-    history: list[dict[str, float]] | None = None,
-    score_test: bool = True,
 ) -> dict[str, Any]:
-    """Calibrate on val, export, verify ONNX == torch, and score val and test through ONNX.
+    """Calibrate on val, export to ``out_dir`` (``model.onnx``, ``metadata.json``) and check ONNX == torch.
 
-    ``out_dir`` receives ``model.onnx``, ``metadata.json``, ``MODEL_CARD.md``, ``report.json`` and
-    ``report/`` (the test report with its plots). With ``score_test=False`` (a candidate, before the
-    test part may be looked at) only the model, its metadata and the ONNX-vs-torch check are made.
+    Returns the largest difference of the age logits between ONNX and PyTorch on validation faces, and
+    the file's sha256. The test part is not read (``score_shipped`` scores a finished model).
     """
     from faceattrs.training.engine import predict
 
@@ -219,10 +214,7 @@ def ship(
     check = val.images[:64]
     onnx_raw = AttributeModel(out_dir).raw(np.ascontiguousarray(check))
     max_diff = float(np.abs(onnx_raw["age_logits"] - val_torch.age_logits[: len(check)]).max())
-    agreement = {"onnx_torch_max_abs_diff_age_logits": max_diff}
-    if not score_test:
-        return agreement | {"sha256": sha}
-    return score_shipped(out_dir, parts, history, extra=agreement)
+    return {"onnx_torch_max_abs_diff_age_logits": max_diff, "sha256": sha}
 
 
 def score_part(model: AttributeModel, faces, calibration: dict[str, Any]) -> tuple[dict[str, Any], Predictions]:
@@ -233,9 +225,15 @@ def score_part(model: AttributeModel, faces, calibration: dict[str, Any]) -> tup
     return metrics, predictions
 
 
-def score_shipped(
-    out_dir: Path, parts: dict, history: list[dict[str, float]] | None = None, extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def score_validation(model_dir: Path, val) -> dict[str, Any]:
+    """Score a candidate model folder on validation only, into its ``validation.json`` (the test part is not read)."""
+    model = AttributeModel(model_dir)
+    metrics, _ = score_part(model, val, model.metadata["calibration"])
+    (Path(model_dir) / "validation.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def score_shipped(out_dir: Path, parts: dict, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the model shipped in ``out_dir`` on val and test through ONNX; write its reports and card.
 
     Writes ``report.json``, ``report/`` and ``MODEL_CARD.md`` and the test metrics into
@@ -250,7 +248,7 @@ def score_shipped(
     for name in ("val", "test"):
         report[name], predictions[name] = score_part(shipped, parts[name], calibration)
     title = "Shipped model, test part (ONNX)"
-    write_report(report["test"], predictions["test"], parts["test"].age, out_dir / "report", title, history)
+    write_report(report["test"], predictions["test"], parts["test"].age, out_dir / "report", title)
     t = report["test"]
     metadata["metrics"] = {
         "part": "test (project split, natural class balance, all ages), measured through ONNX",

@@ -11,7 +11,6 @@ its temperatures and age range refitted on validation through the int8 file.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -113,8 +112,8 @@ def quantize_model_dir(
     the age range are refitted on ``parts["val"]`` through the int8 file (quantisation moves the
     logits a little). Returns the new calibration. The test part is not touched.
     """
-    from faceattrs.inference.attribute_model import AttributeModel
     from faceattrs.build.export import recalibrate  # torch comes with it
+    from faceattrs.inference.attribute_model import AttributeModel
     from faceattrs.model_folder import MODEL_FILE, derived_metadata, write_model_folder
 
     base = AttributeModel(model_dir)  # checks the sha256

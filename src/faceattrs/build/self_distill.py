@@ -29,7 +29,6 @@ ones (docs/results.md, robustness).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,15 +44,15 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from faceattrs.build.export import onnx_predictions, recalibrate
+from faceattrs.build.onnx_graphs import flip_averaged_graph, folded, single_pass_graph
 from faceattrs.calibration import age_median
 from faceattrs.evaluation.metrics import age_metrics
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.model_folder import MODEL_FILE, derived_metadata, write_model_folder
 from faceattrs.training.degrade import degrade as degrade_face
 from faceattrs.training.engine import PREDICT_BATCH_SIZE
-from faceattrs.build.export import onnx_predictions, recalibrate
 from faceattrs.training.losses import child_weighted_gender_loss
-from faceattrs.build.onnx_graphs import flip_averaged_graph, folded, single_pass_graph
 
 #: where float [0, 1] NCHW images enter the exporter's graph (after the uint8 NHWC -> float steps)
 FLOAT_INPUT = "/Div_output_0"
