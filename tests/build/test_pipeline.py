@@ -1,0 +1,65 @@
+"""The whole build, every step, on a tiny synthetic data set: it writes a model folder users can load,
+resumes by skipping finished steps, and leaves the test part unread with ``validation_only``."""
+
+import json
+
+import numpy as np
+
+from faceattrs.build.descriptor_finetune import DescriptorFinetuneConfig
+from faceattrs.build.pipeline import BuildConfig, build
+from faceattrs.build.self_distill import SelfDistillConfig
+from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.training.recipes import MultiTaskSettings
+from tests.conftest import make_face_folder
+from tests.models.test_dlib_resnet import write_tiny_net
+
+
+def tiny_config(tmp_path, **changes) -> BuildConfig:
+    from faceattrs.data.split import write_split
+    from faceattrs.data.utkface import scan_utkface
+
+    folder = tmp_path / "UTKFace"
+    make_face_folder(folder, n=16)
+    records = scan_utkface(folder).records
+    parts = {r.name: "train" if i < 8 else "val" if i < 12 else "test" for i, r in enumerate(records)}
+    write_split(tmp_path / "split.csv", records, parts)
+    work = tmp_path / "work"
+    work.mkdir()
+    write_tiny_net(work / "dlib_net.xml", outputs=16)  # stands in for dlib's network: step 5 is skipped
+    return BuildConfig(
+        work_dir=work,
+        data=folder,
+        split=tmp_path / "split.csv",
+        version="tiny",
+        training=MultiTaskSettings(image_size=64, epochs=1, batch_size=8, pretrained=False),
+        self_distill=SelfDistillConfig(epochs=1, batch_size=8),
+        quantize_faces=8,
+        descriptor_finetune=DescriptorFinetuneConfig(epochs=1, batch_size=2),  # 4 steps: the schedule needs 2+
+        **changes,
+    )
+
+
+def test_the_build_runs_every_step_resumes_and_leaves_test_unread(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEATTRS_CACHE", str(tmp_path / "cache"))
+    config = tiny_config(tmp_path, validation_only=True)
+    logged = []
+    scores = build(config, log=logged.append)
+    assert [line.split(" ", 2)[2] for line in logged[:-1]] == [
+        "1/7 train the first network",
+        "2/7 export and calibrate",
+        "3/7 self-distil on degraded faces",
+        "4/7 store as int8",
+        "6/7 fine-tune the descriptor network",
+        "7/7 add the descriptor heads and score",
+    ]
+    model = AttributeModel(config.model_dir)  # the sha256 in the metadata is the file's
+    assert model.metadata["version"] == "tiny"
+    assert {"quantization", "self_distillation", "descriptor_heads"} <= set(model.metadata["training"])
+    assert model.predict(np.zeros((2, 200, 200, 3), np.uint8)).ethnicity_proba.shape == (2, 5)
+    assert set(scores) == {"val"} and json.loads((config.model_dir / "validation.json").read_text())["n"] > 0
+    assert not (config.model_dir / "report.json").exists()  # the test part was not scored
+    assert not list(config.work_dir.glob("*.partial"))
+
+    logged.clear()
+    build(config, log=logged.append)  # every intermediate exists: only the last step runs again
+    assert [line.split(" ", 2)[2] for line in logged[:-1]] == ["7/7 add the descriptor heads and score"]
