@@ -62,41 +62,13 @@ def test_metadata_records_the_blend_and_its_refitted_temperatures(blended):
     assert AttributeModel(root / "blend").predict(np.zeros((1, 200, 200, 3), np.uint8)).ethnicity_proba.shape == (1, 5)
 
 
-def test_the_first_network_cut_out_of_a_blended_model_is_the_base_model(blended, tmp_path):
-    from faceattrs.build.descriptor_heads import strip_descriptor_heads
+def test_a_model_with_heads_is_refused_as_a_base(blended, tmp_path):
+    from faceattrs.build.descriptor_heads import add_descriptor_heads
 
-    root, faces, blend = blended
-    metadata = strip_descriptor_heads(root / "blend", tmp_path / "first")
-    base, first = AttributeModel(root / "model"), AttributeModel(tmp_path / "first")  # sha256 checked
-    before, after = base.raw(faces.images[:8]), first.raw(faces.images[:8])
-    assert after.keys() == before.keys()
-    for name in before:  # the same network, up to the blended file's float16 storage of the weights
-        np.testing.assert_allclose(after[name], before[name], atol=2e-2)
-    assert "descriptor_heads" not in metadata["training"]
-    assert first.t_ethnicity == blend.temperatures["ethnicity"] and first.t_gender == blend.temperatures["gender"]
-    assert metadata["outputs"] == json.loads((root / "model" / "metadata.json").read_text())["outputs"]
-
-
-def test_a_model_without_descriptor_heads_has_none_to_strip(blended, tmp_path):
-    from faceattrs.build.descriptor_heads import strip_descriptor_heads
-
-    with pytest.raises(ValueError, match="no descriptor heads"):
-        strip_descriptor_heads(blended[0] / "model", tmp_path / "first")
-
-
-def test_new_heads_on_a_blended_model_replace_its_heads(blended, tmp_path):
     root, faces, _ = blended
     parts = {"train": faces, "val": faces, "test": faces}
-    add_descriptor_heads(root / "blend", root / "net.xml", tmp_path / "again", parts, version="again")
-    once, again = AttributeModel(root / "blend"), AttributeModel(tmp_path / "again")
-    assert len(again.session.get_outputs()) == 3
-    # one descriptor network, not two: the file is about the size of the first blend's
-    assert (tmp_path / "again" / "model.onnx").stat().st_size < 1.05 * (root / "blend" / "model.onnx").stat().st_size
-    np.testing.assert_allclose(
-        once.raw(faces.images[:8])["gender_logits"], again.raw(faces.images[:8])["gender_logits"], atol=3e-2
-    )
-    meta = again.metadata["training"]
-    assert meta["cut_from"] == f"model test (sha256 {once.metadata['sha256']})"
+    with pytest.raises(ValueError, match="descriptor heads already"):
+        add_descriptor_heads(root / "blend", root / "net.xml", tmp_path / "again", parts, version="again")
 
 
 def test_fit_head_folds_the_standardisation_into_the_weights():

@@ -1,8 +1,8 @@
 """Face-descriptor heads: blend a face-recognition network's ethnicity and gender read-outs into a shipped model.
 
-``faceattrs add-descriptor-heads --net net.xml --model-dir DIR --out OUT`` takes an exported
-multitask model (``model.onnx`` + ``metadata.json``) and dlib's face-recognition ResNet (the XML of
-``tools/dlib_face_net``) and writes one new ONNX file with the same input and outputs:
+The build's last step (:func:`add_descriptor_heads`) takes an exported multitask model folder and
+dlib's face-recognition ResNet (the XML of ``tools/dlib_face_net``) and writes one new ONNX file with
+the same input and outputs:
 
 1. descriptors of every train and validation face, through the exported descriptor graph (the
    model's own 128 px input, upscaled to the network's 150 px inside the graph), so fitting and
@@ -14,24 +14,18 @@ multitask model (``model.onnx`` + ``metadata.json``) and dlib's face-recognition
 4. the two networks merged into one graph, weights stored as float16 (computed in float32), the
    temperatures refitted on validation, then val and test scored through ONNX (``score_shipped``).
 
-A model that already carries descriptor heads (the shipped one) has them replaced: its first
-network is cut out of the merged graph (:func:`first_network`) and blended afresh, so new heads
-need only the shipped file, not the intermediate models it was built from.
+With ``int8=True`` (the tenth model on) the descriptor network is quantised to int8 before step 1,
+so the heads are fitted on the descriptors that ship; ``calibration_method`` sets its activation
+ranges: minmax, or percentile, which keeps the fine-tuned network's float accuracy (docs/history.md).
 
-With ``int8=True`` (``--int8-descriptors``; the tenth model) the descriptor network is quantised
-to int8 before step 1, so the heads are fitted on the descriptors that ship; ``calibration_method``
-(``--descriptor-calibration``) sets its activation ranges: minmax, or percentile, which keeps the
-fine-tuned network's float accuracy (``benchmarks/descriptor_finetune_check.py``).
-
-The blend was measured first (``benchmarks/face_embedding_check.py``): on validation, weight
-cross-fitted on halves, ethnicity 87.1% -> 88.9% and gender 94.3% -> 95.3%.
+The blend was measured first: on validation, weight cross-fitted on halves, ethnicity 87.1% -> 88.9%
+and gender 94.3% -> 95.3% (docs/history.md).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,14 +39,13 @@ from torch import nn
 from faceattrs.build.descriptor_finetune import load_finetuned_network
 from faceattrs.build.export import (
     AGE_LOGITS_OUTPUT,
-    MULTITASK_OUTPUTS,
     onnx_predictions,
     recalibrate,
 )
 from faceattrs.build.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
 from faceattrs.calibration import softmax
 from faceattrs.inference.attribute_model import AttributeModel
-from faceattrs.model_folder import MODEL_FILE, derived_metadata, read_metadata, write_model_folder
+from faceattrs.model_folder import MODEL_FILE, derived_metadata, write_model_folder
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
 
 TASKS = ("ethnicity", "gender")
@@ -276,69 +269,6 @@ def compact_names(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def first_network(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The first network of a model with descriptor heads: ``images`` -> its own three logits outputs.
-
-    Undoes :func:`merge`: each blended output is ``(1 - w) * log_softmax(logits / T) + w * head``, so
-    the first network's ``{task}_logits`` is the edge divided by the temperature. The nodes that
-    compute the three edges are kept (in their order), with the weights they read; the descriptor
-    network and the blend are dropped. Raises ``ValueError`` for a graph without that blend.
-    """
-    graph = model.graph
-    producer = {edge: node for node in graph.node for edge in node.output}
-
-    def first_logits(task: str) -> str:
-        blended = producer.get(f"{task}_logits")
-        for term in blended.input if blended is not None and blended.op_type == "Add" else []:
-            weighted = producer.get(term)
-            sources = [producer.get(edge) for edge in (weighted.input if weighted is not None else [])]
-            for log_p in (n for n in sources if n is not None and n.op_type == "LogSoftmax"):
-                scaled = producer.get(log_p.input[0])
-                if scaled is not None and scaled.op_type == "Div":
-                    return scaled.input[0]
-        raise ValueError(f"no blended {task} output: this model has no descriptor heads to take off")
-
-    outputs = {"age_logits": "age_logits"} | {first_logits(task): f"{task}_logits" for task in TASKS}
-    needed, nodes = set(outputs), []
-    for node in reversed(graph.node):  # the graph is topologically sorted: walk it back from the outputs
-        if needed & set(node.output):
-            nodes.append(node)
-            needed |= set(node.input)
-    widths = {"age_logits": None, "ethnicity_logits": 5, "gender_logits": 2}
-    first = helper.make_graph(
-        nodes[::-1],
-        graph.name,
-        list(graph.input),
-        [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", widths[name]]) for name in widths],
-        [init for init in graph.initializer if init.name in needed],
-    )
-    _rename(first, {edge: name for edge, name in outputs.items() if edge != name})
-    cut = helper.make_model(first, opset_imports=list(model.opset_import), ir_version=model.ir_version)
-    onnx.checker.check_model(cut)
-    return cut
-
-
-def strip_descriptor_heads(model_dir: Path, out_dir: Path) -> dict:
-    """Write ``out_dir``: the first network of ``model_dir``'s model with descriptor heads; return its metadata.
-
-    Its temperatures are those the blend recorded for it; its age range is the merged model's (the
-    age output never went through the blend).
-    """
-    model_dir = Path(model_dir)
-    merged = AttributeModel(model_dir)  # checks the sha256
-    blend = merged.metadata["training"].get("descriptor_heads")
-    if blend is None:
-        raise ValueError(f"the model in {model_dir} has no descriptor heads")
-    cut = first_network(onnx.load(str(model_dir / MODEL_FILE)))
-    metadata = derived_metadata(merged.metadata, f"{merged.metadata['version']}-first")
-    del metadata["training"]["descriptor_heads"]
-    metadata["outputs"] = dict(MULTITASK_OUTPUTS)
-    for task in TASKS:
-        metadata["calibration"][f"{task}_temperature"] = blend["model_temperatures"][task]
-    metadata["training"]["cut_from"] = f"model {merged.metadata['version']} (sha256 {merged.metadata['sha256']})"
-    return write_model_folder(out_dir, cut.SerializeToString(), metadata)
-
-
 def run_batches(session, images: np.ndarray, batch_size: int = 64, desc: str = "descriptors") -> list[np.ndarray]:
     """All outputs of an onnxruntime session with one ``images`` input, batch by batch."""
     from tqdm import tqdm
@@ -383,22 +313,9 @@ def add_descriptor_heads(
     """
     import onnxruntime as ort
 
-    training = read_metadata(model_dir)["training"]
-    if "descriptor_heads" in training:  # replace them: blend onto its first network
-        with tempfile.TemporaryDirectory() as first_dir:
-            strip_descriptor_heads(model_dir, Path(first_dir))  # checks the merged file's sha256
-            return add_descriptor_heads(
-                Path(first_dir),
-                net_xml,
-                out_dir,
-                parts,
-                version=version,
-                c=c,
-                int8=int8,
-                calibration_method=calibration_method,
-                finetuned=finetuned,
-            )
     base = AttributeModel(model_dir)  # checks the sha256
+    if "descriptor_heads" in base.metadata["training"]:
+        raise ValueError(f"the model in {model_dir} has descriptor heads already: give the first network's folder")
     size = base.input_size
     train, val = parts["train"], parts["val"]
     if finetuned is None:
