@@ -86,7 +86,7 @@ def test_heavily_compressed_faces_are_flagged_and_the_originals_are_not(analyzer
 
 
 def test_blockiness_is_measured_on_the_photos_own_8_pixel_grid():
-    from faceattrs.inference.analyzer import blockiness_score
+    from faceattrs.inference.quality import blockiness_score
 
     rng = np.random.default_rng(0)
     blocks = np.kron(rng.integers(0, 200, (12, 12)), np.ones((8, 8)))[..., None].repeat(3, 2).astype(np.uint8)

@@ -72,15 +72,17 @@ def test_align_face_maps_landmarks_onto_the_template():
     landmarks = t.points * 1.5 + [60, 40]  # the face, 1.5x larger and shifted
     for x, y in landmarks.round().astype(int):
         image[y - 2 : y + 3, x - 2 : x + 3] = 255
-    crop = align_face(image, landmarks, t)
+    crop, matrix = align_face(image, landmarks, t)
     assert crop.shape == (200, 200, 3)
     for x, y in t.points.round().astype(int):
         assert crop[y, x].mean() > 100  # each marked landmark lands on its template point
+    np.testing.assert_allclose(matrix, [[1 / 1.5, 0, -40], [0, 1 / 1.5, -40 / 1.5]], atol=1e-9)
+    assert face_scale(matrix) == pytest.approx(1 / 1.5)
 
 
 def test_crop_past_the_photo_edge_repeats_edge_pixels_not_black():
     t = AlignmentTemplate.load()
     image = np.full((120, 120, 3), 90, np.uint8)
     landmarks = t.points * 0.5 - [20, 20]  # a face hanging off the top-left corner
-    crop = align_face(image, landmarks, t)
+    crop = align_face(image, landmarks, t).crop
     assert crop.shape == (200, 200, 3) and crop.min() == 90 and crop.max() == 90

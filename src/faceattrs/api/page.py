@@ -95,6 +95,7 @@ _page = _env.from_string(_TEMPLATE)
 
 def render(settings: Any, meta: dict[str, Any], result: Any = None, annotated: str | None = None,
            error: str | None = None) -> str:  # fmt: skip
+    """The upload page's HTML, with a result (faces and the annotated photo) or an error when there is one."""
     return _page.render(
         max_mb=settings.max_request_bytes // (1024 * 1024),
         max_mp=settings.max_pixels // 1_000_000,

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from faceattrs.inference.analyzer import Face
+from faceattrs.inference.records import face_dict
 
 
 class ErrorBody(BaseModel):
@@ -47,25 +48,8 @@ class FaceOut(BaseModel):
 
     @classmethod
     def of(cls, face: Face) -> FaceOut:
-        x, y, w, h = face.box
-        return cls(
-            face=face.index,
-            x=x,
-            y=y,
-            w=w,
-            h=h,
-            det_score=face.det_score,
-            age=face.age,
-            age_low=face.age_low,
-            age_high=face.age_high,
-            gender=face.gender,
-            gender_prob=face.gender_prob,
-            ethnicity=face.ethnicity,
-            ethnicity_prob=face.ethnicity_prob,
-            **{f"p_{k}": v for k, v in face.ethnicity_probs.items()},
-            landmarks=face.landmarks,
-            quality_flags=face.quality_flags,
-        )
+        """``face`` as the API sends it: :func:`faceattrs.inference.records.face_dict`, at full precision."""
+        return cls(**face_dict(face))
 
 
 class ModelInfo(BaseModel):

@@ -60,6 +60,7 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ApiSettings:
+        """Defaults, overridden by ``FACEATTRS_API_<NAME>`` variables, overridden by ``overrides`` that are not None."""
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = os.environ.get(f"FACEATTRS_API_{f.name.upper()}")
@@ -69,6 +70,8 @@ class ApiSettings:
 
 
 class ApiError(Exception):
+    """An error answered as ``{"error": {"code", "message"}}`` with HTTP ``status``."""
+
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
@@ -107,6 +110,7 @@ class InferencePool:
         self.admitted = 0
 
     async def run(self, fn, *args, timeout: float):
+        """``fn(*args)`` on an inference thread; 503 when threads and queue are full, 504 past ``timeout`` seconds."""
         if self.admitted >= self.capacity:
             raise ApiError(503, "queue_full", "the server is busy; retry shortly", {"Retry-After": "1"})
         self.admitted += 1

@@ -45,6 +45,7 @@ def describe_model(metadata: dict) -> str:
 
 
 def render() -> None:
+    """The *About the model* page: what the model is, its measured performance, intended use and limits."""
     st.title("About the model")
     metadata = json.loads(_asset("metadata.json").read_text())
     st.markdown(describe_model(metadata))

@@ -15,10 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from faceattrs.app.messages import MAX_FACES, MAX_UPLOAD_MB, friendly, quality_warning
-from faceattrs.inference import attribute_model
+from faceattrs.inference import attribute_model, records
 from faceattrs.inference.analyzer import Analyzer, Face, ImageResult
 from faceattrs.inference.annotate import annotate
-from faceattrs.inference.records import COLUMNS, rows_for
 
 SAMPLE = "sample_photo.jpg"
 
@@ -30,6 +29,7 @@ def get_analyzer() -> Analyzer:
 
 
 def sample_bytes() -> bytes:
+    """The sample photo shipped in the package."""
     return (resources.files("faceattrs") / "assets" / SAMPLE).read_bytes()
 
 
@@ -128,7 +128,8 @@ def _face_card(face: Face) -> None:
             st.warning(quality_warning(face.quality_flags), icon=":material/warning:")
 
 
-def _show(name: str, result: ImageResult) -> None:
+def _show(name: str, result: ImageResult, ethnicities: list[str]) -> None:
+    """One photo's outcome: the annotated photo, downloads (columns named after the model's ``ethnicities``), cards."""
     st.subheader(name)
     if result.status == "error":
         st.error(friendly(result.error_code, result.error, name), icon=":material/block:")
@@ -142,12 +143,12 @@ def _show(name: str, result: ImageResult) -> None:
     st.image(drawn, caption=f"{len(result.faces)} face(s)", width="stretch")
     png = io.BytesIO()
     drawn.save(png, format="PNG")
-    rows = rows_for(result)
+    rows = records.rows_for(result, ethnicities)
     for row in rows:
         row["path"] = name
     a, b, c = st.columns(3)
     a.download_button("Annotated PNG", png.getvalue(), f"{name}.annotated.png", "image/png", key=f"png-{name}")
-    csv = pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False)
+    csv = pd.DataFrame(rows, columns=list(records.columns(ethnicities))).to_csv(index=False)
     b.download_button("Results CSV", csv, f"{name}.faces.csv", "text/csv", key=f"csv-{name}")
     c.download_button("Results JSON", json.dumps(rows, indent=1), f"{name}.faces.json", "application/json",
                       key=f"json-{name}")  # fmt: skip
@@ -158,6 +159,7 @@ def _show(name: str, result: ImageResult) -> None:
 
 
 def render() -> None:
+    """The main page: inputs, then the outcome of every photo."""
     inputs = _inputs()
     if not inputs:
         st.info("Upload a photo, take one with the camera, or try the sample photo.", icon=":material/upload:")
@@ -166,5 +168,5 @@ def render() -> None:
     with st.spinner("Finding faces…"):
         results = [analyzer.analyze_image(data, keep_image=True) for _, data in inputs]
     for (name, _), result in zip(inputs, results, strict=True):
-        _show(name, result)
+        _show(name, result, analyzer.model.ethnicities)
         st.divider()

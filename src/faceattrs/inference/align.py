@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -51,22 +52,32 @@ class AlignmentTemplate:
 
     @classmethod
     def load(cls, path: Path | None = None) -> AlignmentTemplate:
+        """The template in ``path``, by default the one shipped in the package."""
         path = path or Path(str(resources.files("faceattrs") / "assets" / "alignment_template.json"))
         data = json.loads(Path(path).read_text())
         return cls(np.array(data["points"], np.float64), int(data["size"]))
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, template: AlignmentTemplate) -> np.ndarray:
-    """The ``template.size`` square RGB crop of the face whose 5 landmarks are given.
+class Alignment(NamedTuple):
+    """An aligned face: the crop, and the 2x3 similarity ``matrix`` that maps photo pixels onto it."""
 
-    Where the crop reaches past the photo's edge, the edge pixels are repeated rather than
-    painted black: UTKFace's crops have real surroundings there, and black corners measurably
-    hurt the model (``benchmarks/alignment_check.py``).
+    crop: np.ndarray
+    matrix: np.ndarray
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, template: AlignmentTemplate) -> Alignment:
+    """The ``template.size`` square RGB crop of the face whose 5 landmarks are given, and its matrix.
+
+    The matrix tells how large the face was in the photo (:func:`face_scale`) and how much of the
+    crop lies past the photo's edge (:func:`outside_share`). There, the edge pixels are repeated
+    rather than painted black: UTKFace's crops have real surroundings there, and black corners
+    measurably hurt the model (``benchmarks/alignment_check.py``).
     """
-    return warp_to_template(image, similarity_transform(landmarks, template.points), template.size)
+    matrix = similarity_transform(landmarks, template.points)
+    return Alignment(_warp(image, matrix, template.size), matrix)
 
 
-def warp_to_template(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Resample ``image`` through the 2x3 photo -> crop ``matrix`` into a ``size`` square crop."""
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # crop pixel -> photo pixel
     corners = inverse @ np.array([[0, size, 0, size], [0, 0, size, size], [1, 1, 1, 1]], np.float64)

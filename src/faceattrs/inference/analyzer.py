@@ -20,16 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from faceattrs.inference.align import (
-    AlignmentTemplate,
-    face_scale,
-    outside_share,
-    similarity_transform,
-    warp_to_template,
-)
-from faceattrs.inference.attribute_model import AttributeModel
+from faceattrs.inference.align import AlignmentTemplate, align_face, face_scale, outside_share
+from faceattrs.inference.attribute_model import AttributeModel, AttributePredictions
 from faceattrs.inference.decode import DEFAULT_MAX_PIXELS, ImageError, load_image
 from faceattrs.inference.detector import RetinaFaceDetector
+from faceattrs.inference.quality import DEFAULT_LIMITS, QualityLimits, blockiness_score, quality_flags
 
 Source = str | Path | bytes | np.ndarray | Any  # Any: a PIL image
 
@@ -73,9 +68,10 @@ class Face:
         return self.age < 13
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("crop", "age_probs")}
-        out["box"] = [round(v, 1) for v in self.box]
-        return out
+        """The face as JSON-ready fields, as the HTTP API sends it (:func:`faceattrs.inference.records.face_dict`)."""
+        from faceattrs.inference.records import face_dict  # records imports this module
+
+        return face_dict(self)
 
 
 @dataclass
@@ -91,90 +87,21 @@ class ImageResult:
     height: int | None = None
     #: faces the detector found; more than ``len(faces)`` when the per-image cap cut the list
     detected: int = 0
+    #: the decoded photo (RGB), kept only when asked for (to draw on it without decoding it again)
     image: np.ndarray | None = field(default=None, repr=False)
 
 
-def _grey(crop: np.ndarray) -> np.ndarray:
-    """Luma (ITU-R 601 weights) of an RGB crop, as float32."""
-    return crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+@dataclass(frozen=True, eq=False)
+class _Candidate:
+    """A face found in a photo, aligned and measured, waiting for its batch to go through the model."""
 
-
-def blur_score(crop: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey crop (low = blurry)."""
-    grey = _grey(crop)
-    lap = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
-    return float(lap.var())
-
-
-def noise_score(crop: np.ndarray) -> float:
-    """Standard deviation of the grey crop's pixel noise (Immerkaer's estimator; high = noisy).
-
-    A 3x3 second-difference filter cancels smooth shading and straight edges but not noise.
-
-    >>> flat = np.full((50, 50, 3), 128, np.uint8)
-    >>> noisy = np.clip(flat + np.random.default_rng(0).normal(0, 10, (50, 50, 1)), 0, 255).astype(np.uint8)
-    >>> round(noise_score(flat), 1), 8 < noise_score(noisy) < 12
-    (0.0, True)
-    """
-    g = _grey(crop)
-    rows = g[:, :-2] - 2 * g[:, 1:-1] + g[:, 2:]  # second difference along each row
-    laplace = rows[:-2] - 2 * rows[1:-1] + rows[2:]  # ... and down the columns: the kernel [1 -2 1]^T [1 -2 1]
-    return float(np.sqrt(np.pi / 2) * np.abs(laplace).mean() / 6)
-
-
-def blockiness_score(image: np.ndarray, box: tuple[float, float, float, float]) -> float:
-    """How much larger the steps across JPEG's 8x8 block borders are than the steps inside blocks (1 = no blocks).
-
-    Measured on the photo itself, inside the face's box (x, y, w, h), because the 8-pixel grid of a
-    JPEG file is anchored at the photo's corner and the aligned crop, rotated and resized, loses it.
-    Mean absolute difference between neighbouring pixels across the grid lines over the mean elsewhere.
-
-    >>> smooth = np.tile(np.linspace(0, 255, 64, dtype=np.float32), (64, 1))[..., None].repeat(3, 2)
-    >>> blocks = np.kron(np.arange(64, dtype=np.float32).reshape(8, 8), np.ones((8, 8)))[..., None].repeat(3, 2)
-    >>> whole = (0, 0, 64, 64)
-    >>> round(blockiness_score(smooth.astype(np.uint8), whole), 1), blockiness_score(blocks, whole) > 100
-    (1.0, True)
-    """
-    x, y, w, h = box
-    # the box widened to whole blocks of the photo's grid, and kept inside the photo
-    x0, y0 = max(0, int(x) // 8 * 8), max(0, int(y) // 8 * 8)
-    x1, y1 = min(image.shape[1], int(np.ceil(x + w))), min(image.shape[0], int(np.ceil(y + h)))
-    grey = _grey(image[y0:y1, x0:x1])
-    if min(grey.shape) < 16:
-        return 1.0  # too small to tell
-    across_columns, across_rows = np.abs(np.diff(grey, axis=1)), np.abs(np.diff(grey, axis=0))
-    on_column_lines = np.arange(across_columns.shape[1]) % 8 == 7  # between pixels 7 and 8 of a block
-    on_row_lines = np.arange(across_rows.shape[0]) % 8 == 7
-    border = np.concatenate([across_columns[:, on_column_lines].ravel(), across_rows[on_row_lines].ravel()])
-    inside = np.concatenate([across_columns[:, ~on_column_lines].ravel(), across_rows[~on_row_lines].ravel()])
-    return float(border.mean() / max(float(inside.mean()), 1e-3))
-
-
-@dataclass(frozen=True)
-class QualityLimits:
-    #: faces whose eyes are closer than this (pixels in the photo) are flagged "small"
-    min_eye_distance: float = 20.0
-    #: aligned crops with a Laplacian variance below this are flagged "blurry": 6.0 is about the
-    #: 1st percentile of UTKFace's own validation crops (median 29), so a flagged face is blurrier
-    #: than 99% of the faces the model learned from
-    min_blur_score: float = 6.0
-    #: aligned crops with a ``noise_score`` above this are flagged "noisy": 1.3 is about the 99th
-    #: percentile of UTKFace's validation crops (median 0.41; sensor noise of standard deviation 10
-    #: on such a crop reads about 6.6 and costs about 2 years of age MAE: ``benchmarks/robustness.py``).
-    #: Measured on the aligned crop, so noise on a face smaller than the crop, smoothed by enlarging
-    #: it, reads lower
-    max_noise_score: float = 1.3
-    #: faces whose aligned crop lies more than this share outside the photo are flagged "cut off":
-    #: 0.27 is about the 99th percentile of UTKFace's validation crops through the pipeline (median
-    #: 0.04); a photo cropped to the central 80% of such a crop reads about 0.35 and its central 60%
-    #: about 0.63, the framing that costs the model most (``benchmarks/robustness.py``)
-    max_outside_share: float = 0.27
-    #: faces whose ``blockiness_score`` is above this are flagged "compressed" (JPEG blocks): UTKFace's
-    #: validation crops, JPEG files themselves, read 1.27 in the median and 1.50 at the 99th percentile
-    #: through the pipeline (one of 2,089 above 2.0). Saved again at JPEG quality 10, which costs about
-    #: 0.7 years of age MAE (``benchmarks/robustness.py``), every one reads above 2.0 (median 3.2); at
-    #: quality 30, which costs almost nothing, 13% do (median 1.75)
-    max_blockiness: float = 2.0
+    box: tuple[float, float, float, float]  # x, y, w, h in the photo's pixels
+    score: float
+    landmarks: np.ndarray | None  # None for an already aligned crop
+    crop: np.ndarray
+    eye_distance: float | None  # pixels in the photo; None for an already aligned crop
+    outside: float | None  # share of the crop past the photo's edge; None for an already aligned crop
+    blockiness: float
 
 
 class Analyzer:
@@ -183,7 +110,9 @@ class Analyzer:
     Parameters: ``model_dir`` (default: the model shipped in the package),
     ``max_pixels`` (decoded-size cap), ``max_faces`` (per image, largest
     first), ``threads`` (onnxruntime threads of the attribute model, which runs batches; the
-    detector runs one image at a time on one thread, which measured faster here).
+    detector runs one image at a time on one thread, which measured faster here), ``quality``
+    (the thresholds of the quality flags), ``keep_crops`` (keep each face's aligned crop in
+    :attr:`Face.crop`).
     """
 
     def __init__(
@@ -193,7 +122,7 @@ class Analyzer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_faces: int = 50,
         threads: int | None = None,
-        quality: QualityLimits = QualityLimits(),
+        quality: QualityLimits = DEFAULT_LIMITS,
         keep_crops: bool = False,
     ) -> None:
         self.model = AttributeModel(model_dir, threads=threads)
@@ -226,7 +155,7 @@ class Analyzer:
         keep_images: bool = False,
     ) -> Iterator[ImageResult]:
         """Results in input order; faces of several images share model batches."""
-        pending: list[tuple[ImageResult, list[dict[str, Any]]]] = []
+        pending: list[tuple[ImageResult, list[_Candidate]]] = []
         n_faces = 0
         for source in sources:
             result, found = self._locate(source, aligned, keep_images)
@@ -240,7 +169,8 @@ class Analyzer:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _locate(self, source: Source, aligned: bool, keep_image: bool):
+    def _locate(self, source: Source, aligned: bool, keep_image: bool) -> tuple[ImageResult, list[_Candidate]]:
+        """Decode one input and find, align and measure its faces (the model runs later, in batches)."""
         name = str(source) if isinstance(source, (str, Path)) else f"<{type(source).__name__}>"
         try:
             image = load_image(source, self.max_pixels)
@@ -251,62 +181,52 @@ class Analyzer:
             result.image = image
         if aligned:  # the whole image is one face crop in UTKFace geometry
             h, w = image.shape[:2]
-            whole = {"box": (0.0, 0.0, float(w), float(h)), "score": 1.0, "landmarks": None, "crop": image}
+            box = (0.0, 0.0, float(w), float(h))
             result.detected = 1
-            blocks = blockiness_score(image, whole["box"])
-            return result, [whole | {"eye_distance": None, "outside": None, "blockiness": blocks}]
+            return result, [_Candidate(box, 1.0, None, image, None, None, blockiness_score(image, box))]
         found = []
         detections = self.detector.detect(image)
         result.detected = len(detections)
         # keep the most confident faces, then number them left to right as people read a photo
         kept = sorted(detections[: self.max_faces], key=lambda d: (d.box[0], d.box[1]))
         for det in kept:
-            matrix = similarity_transform(det.landmarks, self.template.points)
+            crop, matrix = align_face(image, det.landmarks, self.template)
             found.append(
-                {
-                    "box": det.box,
-                    "score": det.score,
-                    "landmarks": det.landmarks,
-                    "crop": warp_to_template(image, matrix, self.template.size),
-                    "eye_distance": self._template_eye_distance / face_scale(matrix),
-                    "outside": outside_share(matrix, image.shape, self.template.size),
-                    "blockiness": blockiness_score(image, det.box),
-                }
+                _Candidate(
+                    box=det.box,
+                    score=det.score,
+                    landmarks=det.landmarks,
+                    crop=crop,
+                    eye_distance=self._template_eye_distance / face_scale(matrix),
+                    outside=outside_share(matrix, image.shape, self.template.size),
+                    blockiness=blockiness_score(image, det.box),
+                )
             )
         if not found:
             result.status, result.error_code, result.error = "no_face", "no_face", "no face found"
         return result, found
 
-    def _finish(self, pending: list[tuple[ImageResult, list[dict[str, Any]]]]) -> Iterator[ImageResult]:
-        crops = [f["crop"] for _, found in pending for f in found]
+    def _finish(self, pending: list[tuple[ImageResult, list[_Candidate]]]) -> Iterator[ImageResult]:
+        """Run the model once over every face of ``pending`` and hand each image's result back in order."""
+        crops = [c.crop for _, found in pending for c in found]
         preds = self.model.predict(crops) if crops else None  # a list: aligned inputs may differ in size
         i = 0
         for result, found in pending:
-            for index, f in enumerate(found):
-                result.faces.append(self._face(index, f, preds, i))
+            for index, candidate in enumerate(found):
+                result.faces.append(self._face(index, candidate, preds, i))
                 i += 1
             yield result
 
-    def _face(self, index: int, f: dict[str, Any], preds, i: int) -> Face:
+    def _face(self, index: int, c: _Candidate, preds: AttributePredictions, i: int) -> Face:
+        """The :class:`Face` of candidate ``c``, whose predictions are row ``i`` of ``preds``."""
         eth = preds.ethnicity_proba[i]
         gen = preds.gender_proba[i]
-        flags = []
-        if f["eye_distance"] is not None and f["eye_distance"] < self.quality.min_eye_distance:
-            flags.append("small")
-        if blur_score(f["crop"]) < self.quality.min_blur_score:
-            flags.append("blurry")
-        if noise_score(f["crop"]) > self.quality.max_noise_score:
-            flags.append("noisy")
-        if f["outside"] is not None and f["outside"] > self.quality.max_outside_share:
-            flags.append("cut off")
-        if f["blockiness"] > self.quality.max_blockiness:
-            flags.append("compressed")
         names = self.model.ethnicities
         return Face(
             index=index,
-            box=tuple(float(v) for v in f["box"]),
-            det_score=float(f["score"]),
-            landmarks=[] if f["landmarks"] is None else np.round(f["landmarks"], 1).tolist(),
+            box=tuple(float(v) for v in c.box),
+            det_score=float(c.score),
+            landmarks=[] if c.landmarks is None else np.round(c.landmarks, 1).tolist(),
             age=float(preds.age[i]),
             age_low=float(preds.age_low[i]),
             age_high=float(preds.age_high[i]),
@@ -315,7 +235,9 @@ class Analyzer:
             ethnicity=names[int(eth.argmax())],
             ethnicity_prob=float(eth.max()),
             ethnicity_probs={n: float(p) for n, p in zip(names, eth, strict=True)},
-            quality_flags=flags,
-            crop=f["crop"] if self.keep_crops else None,
+            quality_flags=quality_flags(
+                c.crop, eye_distance=c.eye_distance, outside=c.outside, blockiness=c.blockiness, limits=self.quality
+            ),
+            crop=c.crop if self.keep_crops else None,
             age_probs=preds.age_proba[i],
         )

@@ -56,10 +56,12 @@ class AttributeModel:
 
     @property
     def ethnicities(self) -> list[str]:
+        """The ethnicity classes, in the order of the network's outputs (from the model's metadata)."""
         return self.metadata["classes"]["ethnicity"]
 
     @property
     def genders(self) -> list[str]:
+        """The gender classes, in the order of the network's outputs (from the model's metadata)."""
         return self.metadata["classes"]["gender"]
 
     def prepare(self, crops: np.ndarray | list) -> np.ndarray:
@@ -83,6 +85,7 @@ class AttributeModel:
         return self.calibrate(out)
 
     def calibrate(self, out: dict[str, np.ndarray]) -> AttributePredictions:
+        """The network's logits -> calibrated predictions (temperatures and the conformal age range)."""
         low, high = self.interval.bounds_for(out["age_logits"])
         return AttributePredictions(
             age=age_median(out["age_logits"]),
