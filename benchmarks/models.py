@@ -8,7 +8,9 @@ process in alternating rounds, median of the timed batches.
 
 Usage::
 
-    python benchmarks/seed_baselines.py          # once: trains the seed networks (runs/seed_baselines)
+    # once: the course project's two networks, trained on the project split with seed 0 (minutes each)
+    faceattrs train --recipe seed-age --out runs/seed_baselines/seed-age_project_s0
+    faceattrs train --recipe seed-ethnicity --out runs/seed_baselines/seed-ethnicity_project_s0
     python benchmarks/models.py [--repeats 30] [--compare EARLIER_MODEL_DIR ...]
 
 Writes ``benchmarks/results/models.json`` and ``models.md``.
@@ -29,6 +31,7 @@ import onnxruntime as ort
 from faceattrs.build.export import export_onnx, onnx_predictions
 from faceattrs.calibration import softmax
 from faceattrs.data.cache import load_faces
+from faceattrs.data.folders import UTKFACE_DIR
 from faceattrs.evaluation.metrics import Predictions, evaluate_predictions
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.model_folder import model_identity
@@ -37,8 +40,6 @@ from faceattrs.training.checkpoint import load_weights
 from faceattrs.training.protocols import project_protocol
 from faceattrs.training.recipes import build_recipe
 from results_io import save_results
-
-DATA = Path("../shared/datasets/utkface/UTKFace")
 
 
 class SeedOnnx:
@@ -94,13 +95,13 @@ def main() -> None:
     }
     rows: dict[str, dict] = {}
 
-    test = project_protocol(load_faces(DATA, shipped.input_size, progress=False))["test"]
+    test = project_protocol(load_faces(UTKFACE_DIR, shipped.input_size, progress=False))["test"]
     _, _, preds = onnx_predictions(shipped, test.images)
     rows["multitask (shipped)"] = evaluate_predictions(preds, test.age, test.gender, test.race)
     for name, model in earlier.items():
         _, _, preds = onnx_predictions(model, test.images)
         rows[name] = evaluate_predictions(preds, test.age, test.gender, test.race)
-    seed_test = project_protocol(load_faces(DATA, 80, progress=False))["test"]
+    seed_test = project_protocol(load_faces(UTKFACE_DIR, 80, progress=False))["test"]
     for name, seed in seeds.items():
         out = np.concatenate(
             [seed.raw(np.ascontiguousarray(seed_test.images[i : i + 256])) for i in range(0, len(seed_test), 256)]
@@ -111,7 +112,7 @@ def main() -> None:
     # 200x200 aligned crops, as users pass them: decode the test files themselves.
     from PIL import Image
 
-    crops = np.stack([np.asarray(Image.open(DATA / n).convert("RGB")) for n in test.names[:256]])
+    crops = np.stack([np.asarray(Image.open(UTKFACE_DIR / n).convert("RGB")) for n in test.names[:256]])
     speed: dict[str, dict[str, float]] = {name: {} for name in rows}
     runners = {"multitask (shipped)": (shipped.raw, shipped.input_size)}
     runners |= {n: (m.raw, m.input_size) for n, m in earlier.items()} | {

@@ -5,7 +5,7 @@
   1-megapixel photo with one face and a photo with five faces;
 * in the same run, the course project's way for comparison: the whole photo resized
   to 80x80 and fed to the seed networks (age + ethnicity, exported to ONNX), if
-  ``runs/seed_baselines`` holds them (``python benchmarks/seed_baselines.py``).
+  ``runs/seed_baselines`` holds them (trained as ``benchmarks/models.py`` says).
 
 Usage::
 
@@ -26,12 +26,12 @@ import numpy as np
 from PIL import Image
 
 from faceattrs import Analyzer
+from faceattrs.data.folders import UTKFACE_DIR
 from faceattrs.inference.decode import decode_image
 from faceattrs.model_folder import model_identity
 from results_io import save_results
 
 IMAGES = Path(__file__).resolve().parents[1] / "tests" / "images"
-DATA = Path("../shared/datasets/utkface/UTKFace")
 
 
 def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
@@ -77,8 +77,8 @@ def main() -> None:
     args = parser.parse_args()
     analyzer = Analyzer()
     crops = np.stack(
-        [np.asarray(Image.open(p).convert("RGB")) for p in sorted(DATA.iterdir())[:64]]
-        if DATA.is_dir()
+        [np.asarray(Image.open(p).convert("RGB")) for p in sorted(UTKFACE_DIR.iterdir())[:64]]
+        if UTKFACE_DIR.is_dir()
         else [analyzer.analyze(IMAGES / "astronaut.jpg")[0].crop] * 64
     )
     results: dict[str, float] = {}

@@ -34,13 +34,13 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import accuracy_score
 
+from faceattrs.data.folders import UTKFACE_DIR
 from faceattrs.data.labels import parse_utkface_name
 from faceattrs.data.split import read_split
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.model_folder import model_identity
 from results_io import RESULTS, save_results  # sibling script: python puts benchmarks/ on the path
 
-DATA = Path("../shared/datasets/utkface/UTKFace")
 FEATURES = ("AVX2", "AVX512F", "AVX512VNNI")
 
 
@@ -97,7 +97,7 @@ def main() -> None:
     names = sorted(n for n, part in read_split().items() if part == "val")
     names = [names[i] for i in np.sort(np.random.default_rng(0).choice(len(names), args.faces, replace=False))]
     labels = [parse_utkface_name(n) for n in names]
-    crops = np.stack([np.asarray(Image.open(DATA / n).convert("RGB")) for n in names])
+    crops = np.stack([np.asarray(Image.open(UTKFACE_DIR / n).convert("RGB")) for n in names])
     with tempfile.TemporaryDirectory() as tmp:
         crops_file = Path(tmp) / "crops.npy"
         np.save(crops_file, crops)

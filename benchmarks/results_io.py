@@ -1,7 +1,7 @@
 """Where every benchmark leaves its figures.
 
 ``results/NAME.json`` keeps the measurement for tests and tools; ``results/NAME.md`` is the table that
-``update_readme.py`` copies into the ``<!-- results:NAME -->`` section of the README or docs/results.md.
+``update_readme.py`` copies into the ``<!-- results:NAME -->`` section of the README or docs/benchmarks.md.
 """
 
 from __future__ import annotations

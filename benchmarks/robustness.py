@@ -34,13 +34,13 @@ from sklearn.metrics import accuracy_score
 from tqdm import tqdm
 
 from faceattrs import Analyzer
+from faceattrs.data.folders import UTKFACE_DIR
 from faceattrs.data.labels import ETHNICITIES, GENDERS, parse_utkface_name
 from faceattrs.data.split import read_split
 from faceattrs.evaluation.metrics import age_metrics
 from faceattrs.model_folder import model_identity
 from results_io import RESULTS, save_results
 
-DATA = Path("../shared/datasets/utkface/UTKFace")
 Degrade = Callable[[Image.Image], Image.Image]
 
 
@@ -211,7 +211,7 @@ def main() -> None:
     pick = np.sort(np.random.default_rng(0).choice(len(names), n_faces, replace=False))
     names = [names[i] for i in pick]
     labels = [parse_utkface_name(n) for n in names]
-    crops = [Image.open(DATA / n).convert("RGB") for n in names]
+    crops = [Image.open(UTKFACE_DIR / n).convert("RGB") for n in names]
     analyzer = Analyzer(args.model_dir)
 
     report = {"model": model_identity(args.model_dir), "part": "val", "faces": len(names), "conditions": {}}

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/update_readme.py
 
 A section ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` in the README or in
-``docs/results.md`` (:data:`DOCUMENTS`) receives ``benchmarks/results/NAME.md``; sections whose
+``docs/benchmarks.md`` (:data:`DOCUMENTS`) receives ``benchmarks/results/NAME.md``; sections whose
 results file does not exist are left alone.
 """
 
@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the files that quote benchmark results: the README's summary and the full record
-DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "results.md")
+#: the files that quote benchmark results: the README's results table and the per-model benchmarks
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "benchmarks.md")
 
 
 def main() -> None:

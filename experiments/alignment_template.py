@@ -7,7 +7,7 @@ faces) so that photos are aligned the way the training faces were.
 
 Usage::
 
-    python benchmarks/alignment_template.py [--n 3000]
+    python experiments/alignment_template.py [--n 3000]
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from faceattrs.data.folders import UTKFACE_DIR
 from faceattrs.data.split import read_split
 from faceattrs.inference.detector import RetinaFaceDetector
 
-DATA = Path("../shared/datasets/utkface/UTKFace")
 OUT = Path("src/faceattrs/assets/alignment_template.json")
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     detector = RetinaFaceDetector(score_threshold=0.5)
     points, missed = [], 0
     for name in tqdm(names, desc="detect", unit="img"):
-        image = np.asarray(Image.open(DATA / name).convert("RGB"))
+        image = np.asarray(Image.open(UTKFACE_DIR / name).convert("RGB"))
         faces = detector.detect(image)
         if not faces:
             missed += 1
