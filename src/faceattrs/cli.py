@@ -190,7 +190,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
 
 
 def _parse_settings(pairs: list[str]) -> dict[str, object]:
-    """``["epochs=3", "age_loss=ce", "augment=false"]`` -> typed overrides."""
+    """``["epochs=3", "backbone=lite0", "augment=false"]`` -> typed overrides."""
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")

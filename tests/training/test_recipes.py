@@ -1,28 +1,26 @@
-import math
-
 import pytest
 import torch
 
-from faceattrs.training.recipes import build_recipe
+from faceattrs.training.recipes import MultiTaskSettings, build_recipe
 
 
-def _outputs_and_targets():
+def test_the_multitask_loss_is_age_plus_ethnicity_plus_gender():
+    from torch.nn import functional as F
+
+    from faceattrs.training.losses import age_loss
+
     out = {"age": torch.zeros(2, 117), "ethnicity": torch.zeros(2, 5), "gender": torch.zeros(2, 2)}
-    targets = {"age": torch.tensor([5.0, 40.0]), "race": torch.tensor([0, 1]), "gender": torch.tensor([0, 1])}
-    return out, targets
-
-
-def test_child_gender_weight_weighs_only_childrens_gender_term():
-    out, targets = _outputs_and_targets()
-    plain = build_recipe("multitask", pretrained=False).loss(out, targets)
-    weighted = build_recipe("multitask", pretrained=False, child_gender_weight=4.0).loss(out, targets)
-    # uniform gender logits cost ln 2 per face; the child (age 5) now counts 4 times: mean (4 + 1) / 2
-    assert float(weighted - plain) == pytest.approx((2.5 - 1) * math.log(2), abs=1e-6)
-    older = {**targets, "age": torch.tensor([30.0, 40.0])}
-    assert float(build_recipe("multitask", pretrained=False, child_gender_weight=4.0).loss(out, older)) == float(
-        build_recipe("multitask", pretrained=False).loss(out, older)
+    targets = {"age": torch.tensor([5.0, 40.0]), "race": torch.tensor([0, -1]), "gender": torch.tensor([0, 1])}
+    loss = build_recipe("multitask", pretrained=False).loss(out, targets)
+    smoothing = MultiTaskSettings().label_smoothing
+    expected = (
+        age_loss(out["age"], targets["age"])
+        + F.cross_entropy(out["ethnicity"][:1], targets["race"][:1], label_smoothing=smoothing)  # -1: no label
+        + F.cross_entropy(out["gender"], targets["gender"], label_smoothing=smoothing)
     )
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
 
 
-def test_the_default_recipe_keeps_the_plain_gender_cross_entropy():
-    assert build_recipe("multitask", pretrained=False).settings["child_gender_weight"] == 1.0
+def test_an_unknown_setting_is_refused():
+    with pytest.raises(TypeError):
+        build_recipe("multitask", age_loss="ce")

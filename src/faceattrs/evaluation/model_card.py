@@ -143,7 +143,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "- Heads: age as a softmax over 0..116 years (the age shown is its median, in whole years: the point with "
         "the least expected absolute error), ethnicity (5), gender (2).",
         f"- Recipe `{training['recipe']}`: {settings.get('epochs')} epochs"
-        f", age loss `{settings.get('age_loss')}`, "
+        f", age loss `{settings.get('age_loss', 'ldl')}`, "
         f"augmentation {'on' if settings.get('augment') else 'off'}, "
         f"{'mixup α ' + str(settings['mixup_alpha']) + ', ' if settings.get('mixup_alpha') else ''}"
         f"{'weight decay ' + str(settings['weight_decay']) + ', ' if settings.get('weight_decay') else ''}"

@@ -28,7 +28,7 @@ from faceattrs.evaluation.metrics import Predictions
 from faceattrs.models.seed import SEED_INPUT_SIZE, SeedAgeNet, SeedEthnicityNet
 from faceattrs.training.augment import Augment
 from faceattrs.training.early_stopping import PercentileStop, StoppingRule
-from faceattrs.training.losses import age_loss, child_weighted_gender_loss
+from faceattrs.training.losses import age_loss
 
 
 def unit_scale(images: torch.Tensor) -> torch.Tensor:
@@ -137,18 +137,14 @@ class MultiTaskSettings:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_fraction: float = 0.03
-    age_loss: str = "ldl"
     ldl_sigma: float = 2.0
     label_smoothing: float = 0.1
-    #: faces aged 12 or less weigh this much in the gender loss (1: the plain cross-entropy)
-    child_gender_weight: float = 1.0
     augment: bool = True
     mixup_alpha: float = 0.2
     tta_flip: bool = True
     channels_last: bool = True
     dropout: float = 0.2
     ema_decay: float | None = 0.998  # about 1.3 epochs of 270 steps
-    percentile_stop: float | None = None  # the original rule, off by default
     pretrained: bool = True  # ImageNet weights (tests switch them off)
 
 
@@ -189,18 +185,11 @@ def multitask(**overrides: Any) -> Recipe:
         model = MultiTaskNet(s.image_size, s.dropout, s.pretrained, s.backbone)
         return model.to(memory_format=torch.channels_last) if s.channels_last else model
 
-    def gender_loss(logits: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        if s.child_gender_weight == 1:
-            return F.cross_entropy(logits, t["gender"], label_smoothing=s.label_smoothing)
-        return child_weighted_gender_loss(
-            logits, t["gender"], t["age"], s.child_gender_weight, label_smoothing=s.label_smoothing
-        )
-
     def loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
         return (
-            age_loss(out["age"], t["age"], s.age_loss, s.ldl_sigma)
+            age_loss(out["age"], t["age"], s.ldl_sigma)
             + F.cross_entropy(out["ethnicity"], t["race"], ignore_index=-1, label_smoothing=s.label_smoothing)
-            + gender_loss(out["gender"], t)
+            + F.cross_entropy(out["gender"], t["gender"], label_smoothing=s.label_smoothing)
         )
 
     def optimizer(model: nn.Module) -> torch.optim.Optimizer:
@@ -216,9 +205,6 @@ def multitask(**overrides: Any) -> Recipe:
         epochs=s.epochs,
         batch_size=s.batch_size,
         lr=s.lr,
-        make_stopping_rules=(
-            (lambda: [PercentileStop(threshold=s.percentile_stop)]) if s.percentile_stop is not None else list
-        ),
         normalize=lambda x: lite_normalize(x, s.channels_last),
         augment=Augment() if s.augment else None,
         make_optimizer=optimizer,
