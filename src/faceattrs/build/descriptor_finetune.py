@@ -6,7 +6,7 @@ people apart and carry ethnicity and gender only as far as that needs. Fine-tune
 (the whole network, a few epochs, linear heads on the standardised descriptors), the same network
 at the same inference cost reads them better; the heads that ship are still fitted afterwards by
 ``add-descriptor-heads`` (logistic regression), on the fine-tuned descriptors: on validation that
-read-out blended at least as well as the heads trained with the network (docs/results.md, the fifteenth model).
+read-out blended at least as well as the heads trained with the network (docs/history.md, the fifteenth model).
 
 Training sees exactly what serving feeds the network: the model's own input crops (the cached
 ``to_model_input`` arrays), upscaled to 150 px by :class:`FaceDescriptor`, with the first

@@ -239,7 +239,7 @@ def compact_names(model: onnx.ModelProto) -> onnx.ModelProto:
     The exporter's names (``/model/blocks.3/blocks.3.1/conv_pwl/Conv_output_0``...) take about 0.8 MB
     in a graph of 4,000 nodes; the outputs do not change. Known limit: onnxruntime's static quantiser
     writes an int8 graph of the result that does not load ("Duplicate definition of name"), while the
-    graph before this step quantises (benchmarks/quantization.py).
+    graph before this step quantises (measured once, docs/history.md).
     """
     graph = model.graph
     keep = {v.name for v in [*graph.input, *graph.output]}

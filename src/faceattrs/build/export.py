@@ -79,7 +79,7 @@ def export_onnx(model: nn.Module, recipe: Recipe, tta_flip: bool, opset: int = 1
     buffer = io.BytesIO()
     # The legacy (TorchScript) exporter, despite its deprecation warning: the torch.export-based one
     # needs onnxscript, writes a larger file with the same outputs and was no faster in onnxruntime
-    # (benchmarks/onnx_exporters.py).
+    # (measured once, docs/history.md).
     torch.onnx.export(
         graph,
         (example,),

@@ -28,7 +28,7 @@ from onnxruntime.quantization import (
 METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
 CALIBRATION_FACES = 128
 #: the method ``faceattrs quantize`` uses: of minmax, percentile (99.999%), entropy and moving-average minmax it
-#: moved the shipped first network's outputs least on 512 train faces (float against int8; docs/results.md)
+#: moved the shipped first network's outputs least on 512 train faces (float against int8; docs/history.md)
 DEFAULT_METHOD = "percentile"
 #: the largest int8 weight magnitude written (onnxruntime's ``reduce_range``: 7 bits). Without VNNI, x86
 #: CPUs multiply uint8 by int8 with instructions that add pairs of products into int16 and saturate

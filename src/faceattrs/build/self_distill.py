@@ -14,12 +14,12 @@ recalibrated on validation.
 The label term is there because the first network underfits children's gender on its own training
 faces (version 16's: 87.7% for train faces aged 0-12 against 98.6% older; 76.7% and 97.0% on
 validation): with it the step lifted validation gender accuracy of the first network from 94.1% to
-94.7% (0-12: 76.7% to 80.3%) for +0.01 years of MAE (version 17; docs/results.md). On the test part the
+94.7% (0-12: 76.7% to 80.3%) for +0.01 years of MAE (version 17; docs/history.md). On the test part the
 shipped model's gender accuracy did not move (94.42% for versions 16 and 17).
 
 Version 13's network is version 6's after this step (``degrade=0.5``, 2 epochs, no label term): on
 validation photos degraded 20 ways its mean age MAE fell from 5.25 to 4.63 years for +0.02 on clean
-ones (docs/results.md, robustness).
+ones (docs/history.md, robustness).
 
 >>> config = SelfDistillConfig()
 >>> config.degrade, config.epochs, config.gender_label_weight, config.child_gender_weight

@@ -225,7 +225,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "for any one face or for photos from a different source.",
         "- Photos unlike UTKFace's crops cost accuracy: `benchmarks/robustness.py` measures how much for sensor "
         "noise, tighter framing, JPEG compression, blur, light, greyscale, small images and rotation "
-        "(docs/results.md, Robustness).",
+        "(docs/benchmarks.md, Robustness).",
         *_children_gender_line(t["by_age_bucket"]),
         *_range_by_age_line(t["calibration"]["age_interval"]),
         "",

@@ -4,7 +4,7 @@ The network is ``dlib_face_recognition_resnet_model_v1`` (``face_recognition_mod
 CC0): trained from scratch by Davis King on about 3 million faces of 7,485 identities (FaceScrub,
 VGG Face, web images) with an identity metric loss, so it never saw age, gender or ethnicity labels.
 Its 128-d descriptors carry the ethnicity and gender cues that ImageNet features lack
-(``benchmarks/face_embedding_check.py``). dlib stores it in its own binary format;
+(measured once, docs/history.md). dlib stores it in its own binary format;
 ``tools/dlib_face_net/dump_dlib_net`` (C++ against dlib's source) writes it as XML with the weights,
 which :func:`read_layers` parses. Build-time only: the shipped model runs it inside its ONNX file.
 

@@ -82,7 +82,7 @@ def _average_outputs(a, b):
 
 
 #: the batch that predicted fastest on 2 cores: 2.5x the faces/s of 256, the same outputs
-#: (`benchmarks/epoch_time.py`: a large batch's activations overflow the CPU caches)
+#: (measured once, docs/history.md: a large batch's activations overflow the CPU caches)
 PREDICT_BATCH_SIZE = 32
 
 

@@ -4,7 +4,7 @@ glibc's ``malloc`` serves large blocks with ``mmap`` and hands them back to the 
 freed. PyTorch's CPU allocator frees every activation as soon as the backward pass is done with it,
 so each training step maps its activations anew and the kernel zero-fills every page on first touch:
 up to 620,000 page faults (2.4 GB) per step of the shipped recipe (Lite1, batch 64 at 128 px, mixup),
-and 1.81 s per step against 1.46 s with this (`benchmarks/training_speed.py`, ``fp32-glibc`` against
+and 1.81 s per step against 1.46 s with this (measured once, docs/history.md; ``fp32-glibc`` against
 ``fp32``).
 Raising glibc's mmap threshold to its maximum (32 MiB) and its trim threshold keeps those blocks in
 the heap for the next step. The arithmetic is untouched, so a model trains to the same weights.
