@@ -131,3 +131,19 @@ def test_mixup_runs_resume_exactly_and_keep_every_epoch(faces, tmp_path):
     first = load_weights(recipe.build_model(), tmp_path / "full" / "checkpoint" / "epoch01.safetensors")
     pairs = zip(first.state_dict().values(), plain.model.state_dict().values(), strict=True)
     assert not all(torch.equal(v, w) for v, w in pairs)
+
+
+def test_a_multitask_run_learns_from_exact_ages_and_age_groups_and_reports_each(faces, tmp_path):
+    from faceattrs.data.cache import FaceArrays, concat_faces
+
+    low = (faces.age // 10 * 10).astype(np.int16)
+    grouped = FaceArrays(faces.names, faces.images, faces.age, faces.gender, faces.race, low, low + 9)
+    both = concat_faces(faces.subset(np.arange(32)), grouped.subset(np.arange(32, 64)))
+    recipe = build_recipe("multitask", image_size=80, batch_size=16, pretrained=False)
+    result = train(recipe, both, both, tmp_path / "run", epochs=1, stopping_rules=[], progress=False)
+    (row,) = result.history
+    assert np.isfinite(row["train_loss"])
+    assert {"val_mae", "val_gender_accuracy", "val_groups_age_accuracy", "val_groups_gender_accuracy"} <= set(row)
+    preds = predict(result.model, recipe, both.subset(np.arange(32, 64)))
+    inside = (preds.age >= low[32:]) & (preds.age <= low[32:] + 9)
+    assert row["val_groups_age_accuracy"] == pytest.approx(inside.mean())

@@ -37,7 +37,15 @@ def default_cache_dir() -> Path:
 class FaceArrays:
     """Images and labels of a set of faces, row-aligned.
 
-    ``race`` is -1 where the file name carries no race.
+    ``race`` is -1 where the file name carries no race. Ages are exact years (UTKFace) unless
+    ``age_low`` and ``age_high`` are given: then each face's label is the interval between them, both
+    included (FairFace's age groups), and ``age`` is only a placeholder inside it. A face with
+    ``age_low == age_high`` has an exact age. :func:`concat_faces` joins sets of both kinds.
+
+    >>> exact = FaceArrays(np.array(["a"]), np.zeros((1, 2, 2, 3), np.uint8), np.array([30], np.int16),
+    ...                    np.array([0], np.int8), np.array([1], np.int8))
+    >>> exact.exact_age.tolist(), exact.age_interval()
+    ([True], (array([30], dtype=int16), array([30], dtype=int16)))
     """
 
     names: np.ndarray  # str
@@ -45,20 +53,61 @@ class FaceArrays:
     age: np.ndarray  # int16
     gender: np.ndarray  # int8
     race: np.ndarray  # int8
+    age_low: np.ndarray | None = None  # int16; None: every age is exact
+    age_high: np.ndarray | None = None  # int16
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def age_interval(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each face's age label as ``(low, high)``, both included (``(age, age)`` for an exact age)."""
+        if self.age_low is None or self.age_high is None:
+            return self.age, self.age
+        return self.age_low, self.age_high
+
+    @property
+    def exact_age(self) -> np.ndarray:
+        """Which faces are labelled with an exact age (the ones age errors in years are measured on)."""
+        low, high = self.age_interval()
+        return low == high
 
     def subset(self, index: np.ndarray) -> FaceArrays:
         """Rows ``index`` (bool mask or integer indices); images stay lazy where possible."""
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
-        return FaceArrays(self.names[index], self.images[index], self.age[index], self.gender[index], self.race[index])
+        low, high = (None, None) if self.age_low is None else (self.age_low[index], self.age_high[index])
+        return FaceArrays(
+            self.names[index], self.images[index], self.age[index], self.gender[index], self.race[index], low, high
+        )
 
     def part(self, split: dict[str, str], part: str) -> FaceArrays:
         """The rows that ``split`` (name -> part) assigns to ``part``."""
         return self.subset(np.array([split.get(n) == part for n in self.names], dtype=bool))
+
+
+def concat_faces(*sets: FaceArrays) -> FaceArrays:
+    """One set of the rows of ``sets`` in order (images copied into memory); intervals kept where any set has them.
+
+    >>> a = FaceArrays(np.array(["a"]), np.zeros((1, 2, 2, 3), np.uint8), np.array([30], np.int16),
+    ...                np.array([0], np.int8), np.array([1], np.int8))
+    >>> group = np.array([20], np.int16), np.array([29], np.int16)
+    >>> b = FaceArrays(np.array(["b"]), np.ones((1, 2, 2, 3), np.uint8), np.array([25], np.int16),
+    ...                np.array([1], np.int8), np.array([2], np.int8), *group)
+    >>> both = concat_faces(a, b)
+    >>> both.names.tolist(), both.age_interval()[1].tolist(), both.exact_age.tolist()
+    (['a', 'b'], [30, 29], [True, False])
+    """
+    intervals = any(s.age_low is not None for s in sets)
+    return FaceArrays(
+        names=np.concatenate([s.names for s in sets]),
+        images=np.concatenate([np.asarray(s.images) for s in sets]),
+        age=np.concatenate([s.age for s in sets]).astype(np.int16),
+        gender=np.concatenate([s.gender for s in sets]).astype(np.int8),
+        race=np.concatenate([s.race for s in sets]).astype(np.int8),
+        age_low=np.concatenate([s.age_interval()[0] for s in sets]).astype(np.int16) if intervals else None,
+        age_high=np.concatenate([s.age_interval()[1] for s in sets]).astype(np.int16) if intervals else None,
+    )
 
 
 def _key(records: list[FaceRecord], size: int) -> str:

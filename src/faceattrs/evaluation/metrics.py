@@ -60,6 +60,10 @@ class Predictions:
                 return len(value)
         return 0
 
+    def subset(self, mask: np.ndarray) -> Predictions:
+        """The predictions of the faces in ``mask`` (a boolean array or indices)."""
+        return Predictions(**{k: None if v is None else v[mask] for k, v in vars(self).items()})
+
 
 def age_bucket(age: np.ndarray) -> np.ndarray:
     """Bucket name of each age."""

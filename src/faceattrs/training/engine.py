@@ -68,11 +68,16 @@ def seed_everything(seed: int) -> None:
 
 
 def _targets(faces: FaceArrays, index: np.ndarray) -> dict[str, torch.Tensor]:
-    return {
+    targets = {
         "age": torch.from_numpy(faces.age[index].astype(np.float32)),
         "gender": torch.from_numpy(faces.gender[index].astype(np.int64)),
         "race": torch.from_numpy(faces.race[index].astype(np.int64)),
     }
+    if faces.age_low is not None:  # some faces are labelled with an age group
+        low, high = faces.age_interval()
+        targets |= {"age_low": torch.from_numpy(low[index].astype(np.int64)),
+                    "age_high": torch.from_numpy(high[index].astype(np.int64))}  # fmt: skip
+    return targets
 
 
 def _average_outputs(a, b):
@@ -122,7 +127,27 @@ def predict(
 
 
 def validation_metrics(preds: Predictions, faces: FaceArrays) -> dict[str, float]:
-    """The flat per-epoch numbers (``val_mae``, ``val_accuracy``, ``val_macro_f1``, ...)."""
+    """The flat per-epoch numbers (``val_mae``, ``val_accuracy``, ``val_macro_f1``, ...).
+
+    Faces with exact ages (UTKFace) give the ``val_*`` figures; faces labelled with an age group
+    (FairFace) give their own, ``val_groups_*``, with the share of predicted ages inside the group.
+    """
+    exact = faces.exact_age
+    out = _exact_age_metrics(preds.subset(exact), faces.subset(exact)) if exact.any() else {}
+    if not exact.all():
+        groups, group_faces = preds.subset(~exact), faces.subset(~exact)
+        full = evaluate_predictions(groups, group_faces.age, group_faces.gender, group_faces.race)
+        if groups.age is not None:
+            low, high = group_faces.age_interval()
+            out["val_groups_age_accuracy"] = float(((groups.age >= low) & (groups.age <= high)).mean())
+        if "ethnicity" in full:
+            out["val_groups_accuracy"] = full["ethnicity"]["accuracy"]
+        if "gender" in full:
+            out["val_groups_gender_accuracy"] = full["gender"]["accuracy"]
+    return out
+
+
+def _exact_age_metrics(preds: Predictions, faces: FaceArrays) -> dict[str, float]:
     full = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
     out: dict[str, float] = {}
     if "age" in full:

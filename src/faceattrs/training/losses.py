@@ -3,7 +3,9 @@
 Age is a distribution over the integer ages 0..116, learnt by label-distribution learning: the KL
 divergence to a Gaussian around the true age (sigma ``ldl_sigma``) plus an L1 loss on the expected
 age (Gao et al., DLDL-v2). It beat plain cross-entropy and the mean-variance loss on validation
-(docs/history.md).
+(docs/history.md). A face labelled with an age *group* (FairFace) is learnt from the likelihood of its
+interval: minus the log of the probability mass the distribution puts inside the group
+(:func:`age_interval_nll`).
 
 >>> import torch
 >>> logits = torch.zeros(2, 117)
@@ -12,6 +14,8 @@ True
 """
 
 from __future__ import annotations
+
+import math  # noqa: F401  (the doctest)
 
 import torch
 from torch.nn import functional as F
@@ -34,6 +38,27 @@ def age_loss(logits: torch.Tensor, age: torch.Tensor, ldl_sigma: float = 2.0, l1
     expected = (log_p.exp() * age_values(logits.shape[1], logits.device)).sum(1)
     target = gaussian_targets(age, logits.shape[1], ldl_sigma)
     return F.kl_div(log_p, target, reduction="batchmean") + l1_weight * (expected - age).abs().mean()
+
+
+def age_interval_nll(logits: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Per face, ``-log P(low <= age <= high)`` under ``softmax(logits)`` (both ends included).
+
+    >>> logits = torch.zeros(1, 117)  # uniform over 117 ages: a 10-year group holds 10/117
+    >>> round(float(age_interval_nll(logits, torch.tensor([20]), torch.tensor([29]))[0]), 4), round(math.log(11.7), 4)
+    (2.4596, 2.4596)
+    """
+    ages = age_values(logits.shape[1], logits.device)
+    inside = (ages[None, :] >= low[:, None]) & (ages[None, :] <= high[:, None])
+    return torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~inside, float("-inf")), 1)
+
+
+def ldl_per_face(logits: torch.Tensor, age: torch.Tensor, ldl_sigma: float = 2.0, l1_weight: float = 0.1):
+    """:func:`age_loss` face by face (its mean over faces is ``age_loss``), for batches that mix label kinds."""
+    log_p = F.log_softmax(logits, 1)
+    expected = (log_p.exp() * age_values(logits.shape[1], logits.device)).sum(1)
+    target = gaussian_targets(age, logits.shape[1], ldl_sigma)
+    kl = F.kl_div(log_p, target, reduction="none").sum(1)
+    return kl + l1_weight * (expected - age).abs()
 
 
 def child_weighted_gender_loss(

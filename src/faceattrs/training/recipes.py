@@ -28,7 +28,7 @@ from faceattrs.evaluation.metrics import Predictions
 from faceattrs.models.seed import SEED_INPUT_SIZE, SeedAgeNet, SeedEthnicityNet
 from faceattrs.training.augment import Augment
 from faceattrs.training.early_stopping import PercentileStop, StoppingRule
-from faceattrs.training.losses import age_loss
+from faceattrs.training.losses import age_interval_nll, age_loss, ldl_per_face
 
 
 def unit_scale(images: torch.Tensor) -> torch.Tensor:
@@ -146,6 +146,9 @@ class MultiTaskSettings:
     dropout: float = 0.2
     ema_decay: float | None = 0.998  # about 1.3 epochs of 270 steps
     pretrained: bool = True  # ImageNet weights (tests switch them off)
+    #: how much a face labelled with an age group (FairFace) weighs in every term of the loss, against 1
+    #: for a face with an exact age (UTKFace)
+    group_label_weight: float = 1.0
 
 
 def lite_normalize(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
@@ -162,6 +165,32 @@ def multitask_predictions(out: dict[str, torch.Tensor]) -> Predictions:
         age_logits=out["age"].numpy(),
         ethnicity_logits=out["ethnicity"].numpy(),
         gender_logits=out["gender"].numpy(),
+    )
+
+
+def mixed_labels_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor], s: MultiTaskSettings) -> torch.Tensor:
+    """The multitask loss for a batch whose faces have exact ages (LDL) or age groups (the group's likelihood).
+
+    Each face's three terms are weighted (1 for an exact age, ``group_label_weight`` for a group) and
+    each term is averaged over the weights of the faces that have its label, so a batch of exact ages
+    alone gives :func:`age_loss` plus the two cross-entropies, as the UTKFace-only recipe does.
+    """
+    exact = t["age_low"] == t["age_high"]
+    weight = torch.where(exact, 1.0, s.group_label_weight)
+    age_term = torch.where(
+        exact,
+        ldl_per_face(out["age"], t["age_low"].float(), s.ldl_sigma),
+        age_interval_nll(out["age"], t["age_low"], t["age_high"]),
+    )
+    labelled = t["race"] >= 0
+    ethnicity = F.cross_entropy(
+        out["ethnicity"], t["race"], ignore_index=-1, label_smoothing=s.label_smoothing, reduction="none"
+    )
+    gender = F.cross_entropy(out["gender"], t["gender"], label_smoothing=s.label_smoothing, reduction="none")
+    return (
+        (weight * age_term).sum() / weight.sum()
+        + (weight * ethnicity).sum() / (weight * labelled).sum().clamp(min=1e-8)
+        + (weight * gender).sum() / weight.sum()
     )
 
 
@@ -186,11 +215,13 @@ def multitask(**overrides: Any) -> Recipe:
         return model.to(memory_format=torch.channels_last) if s.channels_last else model
 
     def loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return (
-            age_loss(out["age"], t["age"], s.ldl_sigma)
-            + F.cross_entropy(out["ethnicity"], t["race"], ignore_index=-1, label_smoothing=s.label_smoothing)
-            + F.cross_entropy(out["gender"], t["gender"], label_smoothing=s.label_smoothing)
-        )
+        if "age_low" not in t:  # exact ages only (UTKFace)
+            return (
+                age_loss(out["age"], t["age"], s.ldl_sigma)
+                + F.cross_entropy(out["ethnicity"], t["race"], ignore_index=-1, label_smoothing=s.label_smoothing)
+                + F.cross_entropy(out["gender"], t["gender"], label_smoothing=s.label_smoothing)
+            )
+        return mixed_labels_loss(out, t, s)
 
     def optimizer(model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
