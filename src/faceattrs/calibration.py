@@ -137,8 +137,14 @@ class QuantileAgeInterval:
         return cls(float(config["coverage"]), float(config["level"]))
 
     @classmethod
-    def fit(cls, age_logits: np.ndarray, age: np.ndarray, coverage: float = 0.9) -> QuantileAgeInterval:
+    def fit(
+        cls, age_logits: np.ndarray, age: np.ndarray, coverage: float = 0.9, age_high: np.ndarray | None = None
+    ) -> QuantileAgeInterval:
         """Fit ``level`` on validation faces.
+
+        With ``age_high``, face i is labelled with the age group ``age[i] .. age_high[i]`` and its
+        range counts as holding the label when the two overlap (FairFace's groups beside UTKFace's
+        exact ages, whose ``age_high`` is ``age``).
 
         >>> rng = np.random.default_rng(0)
         >>> centre = rng.integers(20, 80, 4000); spread = rng.uniform(1, 8, 4000)
@@ -150,14 +156,19 @@ class QuantileAgeInterval:
         >>> low, high = interval.bounds_for(logits[2000:])
         >>> 0.88 <= float(((age[2000:] >= low) & (age[2000:] <= high)).mean()) <= 0.92
         True
+        >>> groups = QuantileAgeInterval.fit(logits[:2000], age[:2000] - 5, coverage=0.9, age_high=age[:2000] + 4)
+        >>> groups.level > interval.level  # a 10-year group is easier to overlap than one year
+        True
         """
         cumulative = softmax(age_logits).cumsum(axis=1)
-        rows, age = np.arange(len(cumulative)), np.asarray(age).astype(np.int64)
-        inside = (age >= 0) & (age < cumulative.shape[1])  # an age off the network's scale is in no range
-        at = np.clip(age, 0, cumulative.shape[1] - 1)
-        below = np.where(at > 0, cumulative[rows, np.maximum(at - 1, 0)], 0.0)
-        # the age is in the range at every level up to this one
-        largest_level = np.where(inside, np.minimum(cumulative[rows, at], 1 - below), 0.0)
+        last = cumulative.shape[1] - 1
+        rows = np.arange(len(cumulative))
+        low = np.asarray(age).astype(np.int64)
+        high = low if age_high is None else np.asarray(age_high).astype(np.int64)
+        inside = (high >= 0) & (low <= last)  # a label off the network's scale is in no range
+        below = np.where(low > 0, cumulative[rows, np.clip(low - 1, 0, last)], 0.0)
+        # the range overlaps the label at every level up to this one
+        largest_level = np.where(inside, np.minimum(cumulative[rows, np.clip(high, 0, last)], 1 - below), 0.0)
         level = -conformal_quantile(-largest_level, coverage)
         # A face whose score equals the level sits on a strict bound of age_quantiles: step just below it.
         return cls(coverage, float(np.clip(level - 1e-6, 0.0, 0.5)))

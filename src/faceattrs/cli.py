@@ -23,7 +23,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from faceattrs.data.folders import UTKFACE_DIR, UTKFACE_SPLIT
+from faceattrs.data.folders import FAIRFACE_DIR, FAIRFACE_SPLIT, UTKFACE_DIR, UTKFACE_SPLIT
 
 
 class UserError(Exception):
@@ -212,11 +212,16 @@ def _parse_settings(pairs: list[str]) -> dict[str, object]:
     return out
 
 
-def _load_parts(size: int, protocol: str, task: str, data: Path, seed: int, split: Path):
+def _load_parts(size: int, protocol: str, task: str, args: argparse.Namespace, seed: int, fairface: bool = False):
+    """The train/val/test faces of ``protocol``; UTKFace's, and FairFace's too with ``fairface``."""
     from faceattrs.data.cache import load_faces
-    from faceattrs.training.protocols import make_parts
+    from faceattrs.training.protocols import make_parts, project_parts
 
-    return make_parts(load_faces(data, size), protocol, task, seed, split)
+    if fairface:
+        if protocol != "project":
+            raise UserError("FairFace is part of the project protocol only")
+        return project_parts(size, args.data, args.split, args.fairface_data, args.fairface_split)
+    return make_parts(load_faces(args.data, size), protocol, task, seed, args.split)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -232,7 +237,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         rules = [patience_rule(recipe, args.patience)] if args.patience is not None else []
         if args.percentile_stop is not None:
             rules.append(PercentileStop(threshold=args.percentile_stop))
-    parts = _load_parts(recipe.input_size, args.protocol, recipe.task, args.data, args.seed, args.split)
+    fairface = bool(recipe.settings.get("fairface"))
+    parts = _load_parts(recipe.input_size, args.protocol, recipe.task, args, args.seed, fairface)
     result = train(
         recipe,
         parts["train"],
@@ -261,13 +267,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from faceattrs.inference.attribute_model import AttributeModel
 
         model = AttributeModel(target)
-        faces = _load_parts(model.input_size, "project", "multitask", args.data, 0, args.split)[args.part]
+        faces = _load_parts(model.input_size, "project", "multitask", args, 0, args.fairface)[args.part]
         metrics, preds = score_part(model, faces, model.metadata["calibration"])
         metrics["model"] = {"folder": str(target), "version": model.metadata["version"], "part": args.part}
         out = args.out or target / f"eval_{args.part}"
         title, history = f"model {model.metadata['version']} (ONNX), {args.part} part", None
     elif (target / "config.json").is_file():
-        from faceattrs.evaluation.metrics import evaluate_predictions
+        from faceattrs.evaluation.metrics import evaluate_group_predictions, evaluate_predictions
         from faceattrs.training.checkpoint import load_weights
         from faceattrs.training.engine import predict
         from faceattrs.training.recipes import build_recipe
@@ -276,9 +282,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         recipe = build_recipe(config["recipe"], **config.get("settings", {}))
         protocol = config.get("protocol", "project")
         model = load_weights(recipe.build_model(), target / "model.safetensors")
-        faces = _load_parts(recipe.input_size, protocol, recipe.task, args.data, config["seed"], args.split)[args.part]
+        fairface = args.fairface or bool(config.get("settings", {}).get("fairface"))
+        faces = _load_parts(recipe.input_size, protocol, recipe.task, args, config["seed"], fairface)[args.part]
         preds = predict(model, recipe, faces)
-        metrics = evaluate_predictions(preds, faces.age, faces.gender, faces.race)
+        exact = faces.exact_age
+        metrics = evaluate_predictions(preds.subset(exact), faces.age[exact], faces.gender[exact], faces.race[exact])
+        if not exact.all():
+            low, high = faces.age_interval()
+            metrics["fairface"] = evaluate_group_predictions(
+                preds.subset(~exact), low[~exact], high[~exact], faces.gender[~exact], faces.race[~exact]
+            )
+        preds = preds.subset(exact)
         metrics["model"] = {"run": str(target), "recipe": recipe.name, "protocol": protocol, "part": args.part}
         history_file = target / "history.json"
         history = json.loads(history_file.read_text()) if history_file.exists() else None
@@ -286,7 +300,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         title = f"{recipe.name} on the {protocol} protocol, {args.part} part"
     else:
         raise UserError(f"{target} is neither a training run (config.json) nor a model folder (metadata.json)")
-    write_report(metrics, preds, faces.age, out, title, history)
+    write_report(metrics, preds, faces.age[faces.exact_age], out, title, history)
     print(f"{_summary(metrics, args.part)}\nwrote {out}/report.md, metrics.json and plots")
     return 0
 
@@ -301,6 +315,12 @@ def _summary(metrics: dict, part: str) -> str:
         line += f", ethnicity {e['accuracy']:.4f} (macro-F1 {e['macro_f1']:.3f})"
     if "gender" in metrics:
         line += f", gender {metrics['gender']['accuracy']:.4f}"
+    if "fairface" in metrics:
+        f = metrics["fairface"]
+        line += (
+            f"\n{part} (FairFace): {f['n']} faces, age group {f['age']['group_accuracy']:.4f}, "
+            f"ethnicity {f['ethnicity']['accuracy']:.4f}, gender {f['gender']['accuracy']:.4f}"
+        )
     return line
 
 
@@ -369,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_args = argparse.ArgumentParser(add_help=False)
     data_args.add_argument("--data", type=Path, default=UTKFACE_DIR, help=f"UTKFace folder (default {UTKFACE_DIR})")
     data_args.add_argument("--split", type=Path, default=UTKFACE_SPLIT, help=f"split file (default {UTKFACE_SPLIT})")
+    data_args.add_argument("--fairface-data", type=Path, default=FAIRFACE_DIR, help=f"default {FAIRFACE_DIR}")
+    data_args.add_argument("--fairface-split", type=Path, default=FAIRFACE_SPLIT, help=f"default {FAIRFACE_SPLIT}")
 
     train = sub.add_parser("train", parents=[data_args], help="train a recipe into a run folder")
     train.add_argument("--recipe", default="multitask", choices=sorted(RECIPES), help="default: the shipped model's")
@@ -389,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", parents=[data_args], help="metrics, report and plots on one part")
     evaluate.add_argument("target", type=Path, metavar="RUN_OR_MODEL", help="a run folder or a model folder")
     evaluate.add_argument("--part", choices=["train", "val", "test"], default="val")
+    evaluate.add_argument(
+        "--fairface", action="store_true", help="FairFace's faces too (a run trained on them: always)"
+    )
     evaluate.add_argument("--out", type=Path, help="report folder (default: inside RUN_OR_MODEL)")
     evaluate.set_defaults(func=_cmd_evaluate)
 

@@ -173,3 +173,28 @@ def test_a_candidate_exported_without_test_scores_never_reads_the_test_part(tmp_
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["metadata.json", "model.onnx"]
     assert "metrics" not in json.loads((tmp_path / "m" / "metadata.json").read_text())
     assert AttributeModel(tmp_path / "m").metadata["sha256"] == report["sha256"]
+
+
+def test_faces_with_age_groups_are_scored_apart_from_exact_ages(shipped):
+    from faceattrs.build.export import fit_calibration, score_part
+    from faceattrs.data.cache import FaceArrays, concat_faces
+    from faceattrs.evaluation.metrics import Predictions
+
+    model_dir, _, faces = shipped
+    model = AttributeModel(model_dir)
+    low = (faces.age // 10 * 10).astype(np.int16)
+    groups = FaceArrays(faces.names, faces.images, faces.age, faces.gender, faces.race, low, low + 9)
+    both = concat_faces(faces.subset(np.arange(20)), groups.subset(np.arange(20, 40)))
+    metrics, preds = score_part(model, both, model.metadata["calibration"])
+    alone, _ = score_part(model, faces.subset(np.arange(20)), model.metadata["calibration"])
+    assert metrics["n"] == 20 and len(preds) == 20 and metrics["age"]["mae"] == alone["age"]["mae"]
+    fairface = metrics["fairface"]
+    inside = (model.predict(faces.images[20:]).age >= low[20:]) & (model.predict(faces.images[20:]).age <= low[20:] + 9)
+    assert fairface["n"] == 20 and fairface["age"]["group_accuracy"] == pytest.approx(inside.mean())
+    assert 0 <= fairface["age"]["range_overlap"] <= 1 and "accuracy" in fairface["gender"]
+    # the age range is fitted over both: a group label counts as held when the range overlaps it
+    raw = model.raw(model.prepare(both.images))
+    logits = Predictions(**{k: raw[k] for k in ("age_logits", "ethnicity_logits", "gender_logits")})
+    wide = fit_calibration(logits, both, coverage=0.9)["age_interval"]["level"]
+    exact_only = fit_calibration(logits, faces.subset(np.arange(40)), coverage=0.9)["age_interval"]["level"]
+    assert wide >= exact_only

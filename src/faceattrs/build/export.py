@@ -29,7 +29,13 @@ from faceattrs.calibration import (
 )
 from faceattrs.data.labels import ETHNICITIES, GENDERS
 from faceattrs.evaluation.calibration_report import interval_coverage
-from faceattrs.evaluation.metrics import AGE_BUCKET_NAMES, Predictions, age_bucket, evaluate_predictions
+from faceattrs.evaluation.metrics import (
+    AGE_BUCKET_NAMES,
+    Predictions,
+    age_bucket,
+    evaluate_group_predictions,
+    evaluate_predictions,
+)
 from faceattrs.evaluation.model_card import render_model_card
 from faceattrs.evaluation.report import write_report
 from faceattrs.inference.attribute_model import AttributeModel
@@ -93,12 +99,17 @@ def export_onnx(model: nn.Module, recipe: Recipe, tta_flip: bool, opset: int = 1
     return buffer.getvalue()
 
 
-def fit_calibration(val: Predictions, age: np.ndarray, gender: np.ndarray, race: np.ndarray, coverage: float):
-    known = race >= 0
+def fit_calibration(val: Predictions, faces, coverage: float) -> dict[str, Any]:
+    """Temperatures and the conformal age range, fitted on the validation ``faces`` (every data set in them).
+
+    A face labelled with an age group counts as held by its range when the two overlap.
+    """
+    known = faces.race >= 0
+    low, high = faces.age_interval()
     return {
-        "ethnicity_temperature": fit_temperature(val.ethnicity_logits[known], race[known]),
-        "gender_temperature": fit_temperature(val.gender_logits, gender),
-        "age_interval": asdict(QuantileAgeInterval.fit(val.age_logits, age, coverage=coverage)),
+        "ethnicity_temperature": fit_temperature(val.ethnicity_logits[known], faces.race[known]),
+        "gender_temperature": fit_temperature(val.gender_logits, faces.gender),
+        "age_interval": asdict(QuantileAgeInterval.fit(val.age_logits, low, coverage=coverage, age_high=high)),
     }
 
 
@@ -115,7 +126,7 @@ def recalibrate(model_dir: Path, val) -> dict[str, Any]:
     metadata = read_metadata(model_dir)
     predictions = Predictions(**{k: logits[k] for k in ("age_logits", "ethnicity_logits", "gender_logits")})
     coverage = metadata["calibration"]["age_interval"]["coverage"]
-    calibration = fit_calibration(predictions, val.age.astype(float), val.gender, val.race, coverage)
+    calibration = fit_calibration(predictions, val, coverage)
     metadata["calibration"] = calibration | {"fitted_on": FITTED_ON}
     write_metadata(model_dir, metadata)
     return metadata["calibration"]
@@ -182,7 +193,7 @@ def ship(
     out_dir.mkdir(parents=True, exist_ok=True)
     val = parts["val"]
     val_torch = predict(model, recipe, val)
-    calibration = fit_calibration(val_torch, val.age.astype(float), val.gender, val.race, coverage)
+    calibration = fit_calibration(val_torch, val, coverage)
     onnx_bytes = export_onnx(model, recipe, recipe.tta_flip)
     metadata: dict[str, Any] = {
         "name": "faceattrs-multitask",
@@ -200,7 +211,12 @@ def ship(
         "outputs": dict(MULTITASK_OUTPUTS),
         "calibration": {**calibration, "fitted_on": FITTED_ON},
         "training": {
-            "data": "UTKFace aligned & cropped (non-commercial research licence)",
+            "data": "UTKFace aligned & cropped (non-commercial research licence)"
+            + (
+                "; FairFace training images (CC BY 4.0; Kärkkäinen & Joo, WACV 2021), aligned by the serving pipeline"
+                if recipe.settings.get("fairface")
+                else ""
+            ),
             "split": str(split_file),
             "split_sha256": hashlib.sha256(Path(split_file).read_bytes()).hexdigest(),
             "backbone": describe_backbone(recipe.settings["backbone"]),
@@ -218,11 +234,27 @@ def ship(
 
 
 def score_part(model: AttributeModel, faces, calibration: dict[str, Any]) -> tuple[dict[str, Any], Predictions]:
-    """Metrics (with calibration figures) and predictions of an exported model on one part, through ONNX."""
+    """Metrics (with calibration figures) and predictions of an exported model on one part, through ONNX.
+
+    The metrics are those of the faces with exact ages (UTKFace); faces labelled with age groups
+    (FairFace) are scored apart under ``"fairface"``, with the share of their 90% ranges that overlap
+    their group. The predictions returned are the exact-age faces'.
+    """
     logits, _, predictions = onnx_predictions(model, faces.images)
-    metrics = evaluate_predictions(predictions, faces.age, faces.gender, faces.race)
-    metrics["calibration"] = calibration_figures(logits, faces, calibration)
-    return metrics, predictions
+    exact = faces.exact_age
+    utkface = faces.subset(exact)
+    metrics = evaluate_predictions(predictions.subset(exact), utkface.age, utkface.gender, utkface.race)
+    metrics["calibration"] = calibration_figures({k: v[exact] for k, v in logits.items()}, utkface, calibration)
+    if not exact.all():
+        groups = faces.subset(~exact)
+        low, high = groups.age_interval()
+        metrics["fairface"] = evaluate_group_predictions(
+            predictions.subset(~exact), low, high, groups.gender, groups.race
+        )
+        interval = QuantileAgeInterval.from_metadata(calibration["age_interval"])
+        range_low, range_high = interval.bounds_for(logits["age_logits"][~exact])
+        metrics["fairface"]["age"]["range_overlap"] = float(((range_low <= high) & (range_high >= low)).mean())
+    return metrics, predictions.subset(exact)
 
 
 def score_validation(model_dir: Path, val) -> dict[str, Any]:
@@ -247,8 +279,9 @@ def score_shipped(out_dir: Path, parts: dict, extra: dict[str, Any] | None = Non
     predictions = {}
     for name in ("val", "test"):
         report[name], predictions[name] = score_part(shipped, parts[name], calibration)
+    test_utkface = parts["test"].subset(parts["test"].exact_age)
     title = "Shipped model, test part (ONNX)"
-    write_report(report["test"], predictions["test"], parts["test"].age, out_dir / "report", title)
+    write_report(report["test"], predictions["test"], test_utkface.age, out_dir / "report", title)
     t = report["test"]
     metadata["metrics"] = {
         "part": "test (project split, natural class balance, all ages), measured through ONNX",
@@ -263,6 +296,15 @@ def score_shipped(out_dir: Path, parts: dict, extra: dict[str, Any] | None = Non
         "age_interval_coverage": t["calibration"]["age_interval"]["all"]["all"]["coverage"],
         "age_interval_mean_width": t["calibration"]["age_interval"]["all"]["all"]["mean_width"],
     }
+    if "fairface" in t:
+        f = t["fairface"]
+        metadata["metrics"] |= {
+            "fairface_n": f["n"],
+            "fairface_age_group_accuracy": f["age"]["group_accuracy"],
+            "fairface_age_range_overlap": f["age"]["range_overlap"],
+            "fairface_ethnicity_accuracy": f["ethnicity"]["accuracy"],
+            "fairface_gender_accuracy": f["gender"]["accuracy"],
+        }
     write_metadata(out_dir, metadata)
     report["sha256"] = metadata["sha256"]
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))

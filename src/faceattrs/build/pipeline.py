@@ -38,7 +38,7 @@ from typing import Any
 from faceattrs.build.descriptor_finetune import DescriptorFinetuneConfig
 from faceattrs.build.quantize import CALIBRATION_FACES, DEFAULT_METHOD
 from faceattrs.build.self_distill import SelfDistillConfig
-from faceattrs.data.folders import UTKFACE_DIR, UTKFACE_SPLIT
+from faceattrs.data.folders import FAIRFACE_DIR, FAIRFACE_SPLIT, UTKFACE_DIR, UTKFACE_SPLIT
 from faceattrs.model_folder import MODEL_FILE
 from faceattrs.training.recipes import MultiTaskSettings
 
@@ -56,6 +56,9 @@ class BuildConfig:
     version: str = "17"
     data: Path = UTKFACE_DIR
     split: Path = UTKFACE_SPLIT
+    #: FairFace's folder and split, read when the training settings ask for it (``training.fairface``)
+    fairface_data: Path = FAIRFACE_DIR
+    fairface_split: Path = FAIRFACE_SPLIT
     #: score the finished model on validation only (``validation.json``): a candidate, the test part unread
     validation_only: bool = False
     seed: int = 0
@@ -94,16 +97,16 @@ def build(config: BuildConfig = BuildConfig(), log: Callable[[str], None] = prin
     Steps whose output exists in ``config.work_dir`` are skipped (see the module docstring).
     """
     from faceattrs.build import descriptor_finetune, descriptor_heads, export, quantize, self_distill
-    from faceattrs.data.cache import load_faces
     from faceattrs.training.checkpoint import load_weights
     from faceattrs.training.engine import train
-    from faceattrs.training.protocols import project_protocol
+    from faceattrs.training.protocols import project_parts
     from faceattrs.training.recipes import multitask
 
     work = Path(config.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     recipe = multitask(**asdict(config.training))
-    parts = project_protocol(load_faces(config.data, recipe.input_size), config.split)
+    fairface = config.fairface_data if config.training.fairface else None
+    parts = project_parts(recipe.input_size, config.data, config.split, fairface, config.fairface_split)
     timings: dict[str, float] = {}
     run, first, robust, int8 = work / "multitask", work / "first", work / "first_robust", work / "first_int8"
     net_xml, finetuned = work / "dlib_net.xml", work / "dlib_finetuned.safetensors"

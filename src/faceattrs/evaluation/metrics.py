@@ -186,3 +186,42 @@ def _age_bucket_table(
     """One row per age bucket, youngest first: where gender and ethnicity are hardest to read."""
     buckets = age_bucket(age)
     return [{"age_bucket": name, **_group_row(preds, age, gender, race, buckets == name)} for name in AGE_BUCKET_NAMES]
+
+
+def evaluate_group_predictions(
+    preds: Predictions, age_low: np.ndarray, age_high: np.ndarray, gender: np.ndarray, race: np.ndarray
+) -> dict[str, Any]:
+    """The metrics of faces labelled with an age *group* (FairFace): the share of predicted ages inside the group,
+    overall and per group, and gender and ethnicity as :func:`evaluate_predictions` gives them, per group too.
+
+    >>> preds = Predictions(age=np.array([1.0, 25.0, 45.0]), gender_proba=np.array([[0.9, 0.1]] * 3))
+    >>> m = evaluate_group_predictions(preds, np.array([0, 20, 30]), np.array([2, 29, 39]), np.zeros(3, int),
+    ...                                np.full(3, -1))
+    >>> m["age"]["group_accuracy"], m["by_age_group"][0]
+    (0.6666666666666666, {'age_group': '0-2', 'n': 1, 'age_accuracy': 1.0, 'gender_accuracy': 1.0})
+    """
+    result: dict[str, Any] = {"n": len(age_low)}
+    names = np.array([f"{lo}-{hi}" if hi < 116 else f"{lo}+" for lo, hi in zip(age_low, age_high, strict=True)])
+    groups = sorted(set(names.tolist()), key=lambda name: int(name.split("-")[0].rstrip("+")))
+    inside = None
+    if preds.age is not None:
+        inside = (preds.age >= age_low) & (preds.age <= age_high)
+        result["age"] = {"group_accuracy": float(inside.mean())}
+    known = race >= 0
+    if preds.ethnicity_proba is not None and known.any():
+        result["ethnicity"] = classification_metrics(race[known], preds.ethnicity_proba[known], ETHNICITIES)
+    if preds.gender_proba is not None:
+        result["gender"] = classification_metrics(gender, preds.gender_proba, GENDERS)
+    rows = []
+    for name in groups:
+        mask = names == name
+        row: dict[str, Any] = {"age_group": name, "n": int(mask.sum())}
+        if inside is not None:
+            row["age_accuracy"] = float(inside[mask].mean())
+        row |= {k: v for k, v in _group_row(preds, age_low, gender, race, mask).items() if k not in ("n", "age_mae")}
+        rows.append(row)
+    result["by_age_group"] = rows
+    result["by_ethnicity_gender"] = [
+        {k: v for k, v in row.items() if k != "age_mae"} for row in _race_gender_table(preds, age_low, gender, race)
+    ]
+    return result

@@ -19,11 +19,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from faceattrs.data.cache import FaceArrays
+from faceattrs.data.folders import FAIRFACE_SPLIT, UTKFACE_DIR, UTKFACE_SPLIT
 from faceattrs.data.split import DEFAULT_SPLIT_FILE, PARTS, read_split
 
 PROTOCOLS = ("project", "original")
@@ -58,6 +60,34 @@ def original_protocol(faces: FaceArrays, task: str, seed: int) -> dict[str, Face
         "test": index[n_train + n_val :],
     }
     return {part: faces.subset(np.sort(idx)) for part, idx in cuts.items()}
+
+
+def project_parts(
+    size: int,
+    utkface: Path = UTKFACE_DIR,
+    utkface_split: Path = UTKFACE_SPLIT,
+    fairface: Path | None = None,
+    fairface_split: Path = FAIRFACE_SPLIT,
+) -> dict[str, FaceArrays]:
+    """The project protocol's train/val/test faces at ``size`` px: UTKFace's, joined with FairFace's when given.
+
+    FairFace faces carry their age groups as intervals (``FaceArrays.age_low``/``age_high``), so the
+    faces with exact ages in a part are UTKFace's and the others FairFace's.
+    """
+    from faceattrs.data.cache import concat_faces, load_faces
+
+    parts = project_protocol(load_faces(utkface, size), utkface_split)
+    if fairface is None:
+        return parts
+    from faceattrs.data.fairface import load_fairface_faces
+
+    found = load_fairface_faces(fairface, size)
+    faces = replace(found.faces, age_low=found.age_low, age_high=found.age_high)
+    split = read_split(fairface_split)
+    missing = [n for n in faces.names if n not in split]
+    if missing:
+        raise ValueError(f"{len(missing)} FairFace files are not in {fairface_split} (e.g. {missing[0]})")
+    return {part: concat_faces(parts[part], faces.part(split, part)) for part in PARTS}
 
 
 def make_parts(faces: FaceArrays, protocol: str, task: str, seed: int, split_file: Path = DEFAULT_SPLIT_FILE):

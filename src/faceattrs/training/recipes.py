@@ -146,6 +146,8 @@ class MultiTaskSettings:
     dropout: float = 0.2
     ema_decay: float | None = 0.998  # about 1.3 epochs of 270 steps
     pretrained: bool = True  # ImageNet weights (tests switch them off)
+    #: train (and validate) on FairFace's faces too, beside UTKFace's
+    fairface: bool = False
     #: how much a face labelled with an age group (FairFace) weighs in every term of the loss, against 1
     #: for a face with an exact age (UTKFace)
     group_label_weight: float = 1.0
