@@ -83,3 +83,16 @@ def test_evaluate_scores_a_model_folder_through_onnx(face_folder, tmp_path, monk
     metrics = json.loads((model / "eval_val" / "metrics.json").read_text())
     assert metrics["model"]["part"] == "val" and metrics["gender"]["n"] > 0
     assert "val: " in capsys.readouterr().out
+
+
+def test_data_commands_read_a_fairface_folder_by_its_labels_file(tmp_path, capsys):
+    from tests.data.test_fairface import synthetic_folder
+
+    folder = tmp_path / "fairface"
+    synthetic_folder(folder, n=40)
+    assert main(["data", "inspect", str(folder), "--no-decode"]) == 0
+    assert "race (FairFace's 7):" in capsys.readouterr().out
+    split = tmp_path / "fairface_split.csv"
+    assert main(["data", "split", str(folder), "--out", str(split)]) == 0
+    assert split.read_text().startswith("file,sha256,part\n") and len(split.read_text().splitlines()) == 41
+    assert f"wrote {split}: train 3" in capsys.readouterr().out

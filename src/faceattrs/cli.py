@@ -164,10 +164,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 # --- building the model ----------------------------------------------------------------------
 
 
+def _is_fairface(folder: Path) -> bool:
+    """A FairFace folder has its labels in ``labels.csv``; UTKFace's are in the file names."""
+    return (folder / "labels.csv").is_file()
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from faceattrs.data.inspect import summarize
     from faceattrs.data.utkface import scan_utkface
 
+    if _is_fairface(args.folder):
+        from faceattrs.data.fairface import read_fairface, summarize_fairface
+        from faceattrs.data.split import read_split
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the summary lists the skipped rows itself
+            scan = read_fairface(args.folder, decode=not args.no_decode)
+        split = read_split(FAIRFACE_SPLIT) if FAIRFACE_SPLIT.is_file() else None
+        print(summarize_fairface(scan, split))
+        return 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the summary lists the quirks itself
         scan = scan_utkface(args.folder, decode=not args.no_decode)
@@ -181,11 +196,18 @@ def _cmd_split(args: argparse.Namespace) -> int:
     from faceattrs.data.split import make_split, write_split
     from faceattrs.data.utkface import scan_utkface
 
-    scan = scan_utkface(args.folder)
-    assignment = make_split(scan.records, seed=args.seed)
-    write_split(args.out, scan.records, assignment)
+    if _is_fairface(args.folder):
+        from faceattrs.data.fairface import write_fairface_split
+
+        out = args.out or FAIRFACE_SPLIT
+        assignment = write_fairface_split(out, args.folder, seed=args.seed)
+    else:
+        out = args.out or UTKFACE_SPLIT
+        scan = scan_utkface(args.folder)
+        assignment = make_split(scan.records, seed=args.seed)
+        write_split(out, scan.records, assignment)
     counts = Counter(assignment.values())
-    print(f"wrote {args.out}: " + ", ".join(f"{p} {counts[p]}" for p in ("train", "val", "test")))
+    print(f"wrote {out}: " + ", ".join(f"{p} {counts[p]}" for p in ("train", "val", "test")))
     return 0
 
 
@@ -370,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="HTTP parser")
     serve.set_defaults(func=_cmd_serve)
 
-    data = sub.add_parser("data", help="inspect a data set and make its split")
+    data = sub.add_parser("data", help="inspect a data set (UTKFace or FairFace) and make its split")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     inspect = data_sub.add_parser("inspect", help="counts, label distributions, quirks, duplicate groups")
     inspect.add_argument("folder", type=Path)
@@ -379,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(func=_cmd_inspect)
     split = data_sub.add_parser("split", help="write the project split file")
     split.add_argument("folder", type=Path)
-    split.add_argument("--out", type=Path, default=UTKFACE_SPLIT)
+    split.add_argument("--out", type=Path, help=f"default {UTKFACE_SPLIT} or {FAIRFACE_SPLIT}")
     split.add_argument("--seed", type=int, default=0)
     split.set_defaults(func=_cmd_split)
 
