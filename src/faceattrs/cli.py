@@ -40,10 +40,12 @@ IMAGE_SUFFIXES = frozenset(
 
 
 def _iter_inputs(paths: list[Path]) -> tuple[list[Path], int]:
-    """Files as given; folders walked recursively. Returns the inputs and how many folder files were skipped.
+    """Files as given; folders walked recursively. Returns the inputs and how many folder entries were skipped.
 
-    A folder file is kept when its content is an image or its name ends in an image suffix
-    (:data:`IMAGE_SUFFIXES`); anything else there (notes, ``.DS_Store``) is skipped and counted.
+    A regular file in a folder is kept when its content is an image or its name ends in an image
+    suffix (:data:`IMAGE_SUFFIXES`); anything else there (notes, ``.DS_Store``, pipes, sockets, devices,
+    dangling links) is skipped and counted, never opened. A path named explicitly is always kept: a
+    bad one gets an error row.
     """
     from PIL import Image
 
@@ -60,10 +62,10 @@ def _iter_inputs(paths: list[Path]) -> tuple[list[Path], int]:
     skipped = 0
     for path in paths:
         if path.is_dir():
-            files = [f for f in sorted(path.rglob("*")) if f.is_file()]
-            images = [f for f in files if is_image(f)]
+            entries = [f for f in sorted(path.rglob("*")) if not f.is_dir()]
+            images = [f for f in entries if f.is_file() and is_image(f)]  # is_file: regular files only
             out.extend(images)
-            skipped += len(files) - len(images)
+            skipped += len(entries) - len(images)
         else:
             out.append(path)  # a bad file named explicitly gets an error row
     return out, skipped
@@ -80,6 +82,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
+    if args.output is not None and args.output.is_dir():
+        raise UserError(f"--output {args.output} is a folder: give the name of the file to write")
+    if args.output is not None and not args.output.parent.is_dir():
+        raise UserError(f"--output {args.output}: the folder {args.output.parent} does not exist")
+    if args.annotate is not None and args.annotate.exists() and not args.annotate.is_dir():
+        raise UserError(f"--annotate {args.annotate} is a file: give a folder for the annotated copies")
     inputs, skipped = _iter_inputs(args.paths)
     analyzer = Analyzer(threads=args.threads)
     out = args.output.open("w", newline="") if args.output else sys.stdout
@@ -112,13 +120,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     finally:
         if args.output:
             out.close()
-    others = f"; {skipped} other file{'s' if skipped > 1 else ''} in the folders skipped (not images)"
+    others = f"; {_count(skipped, 'other file')} in the folders skipped (not images)"
     print(
-        f"{len(inputs)} files: {counts['ok']} with faces ({faces} faces), "
+        f"{_count(len(inputs), 'file')}: {counts['ok']} with faces ({_count(faces, 'face')}), "
         f"{counts['no_face']} without a face, {counts['error']} unreadable" + (others if skipped else ""),
         file=sys.stderr,
     )
     return 1 if counts["error"] else 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``3 files``, ``1 file``.
+
+    >>> _count(1, "file"), _count(0, "face")
+    ('1 file', '0 faces')
+    """
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
@@ -469,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         keep_freed_memory()
     try:
         return args.func(args)
-    except (UserError, FileNotFoundError, ValueError, TypeError, RuntimeError) as exc:
+    except (UserError, OSError, ValueError, TypeError, RuntimeError) as exc:  # OSError: files and folders
         print(f"faceattrs: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

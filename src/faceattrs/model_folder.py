@@ -46,12 +46,39 @@ def sha256_of(path: Path) -> str:
     return sha256_of_bytes(Path(path).read_bytes())
 
 
+#: what a model folder's metadata must say for the model to be run (``section.key``)
+REQUIRED_METADATA = (
+    "sha256",
+    "version",
+    "classes.ethnicity",
+    "classes.gender",
+    "input.model_size",
+    "calibration.ethnicity_temperature",
+    "calibration.gender_temperature",
+    "calibration.age_interval",
+)
+
+
 def read_metadata(model_dir: Path) -> dict[str, Any]:
-    """A model folder's ``metadata.json`` (the ONNX file is neither read nor checked)."""
+    """A model folder's ``metadata.json`` (the ONNX file is neither read nor checked).
+
+    Raises :class:`ModelIntegrityError`, naming the file, when it is not JSON or lacks a key the
+    model needs (:data:`REQUIRED_METADATA`).
+    """
     path = Path(model_dir) / METADATA_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no model in {model_dir} (need {MODEL_FILE} and {METADATA_FILE})")
-    return json.loads(path.read_text())
+    try:
+        metadata = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelIntegrityError(f"{path} is not valid JSON ({exc})") from None
+    for key in REQUIRED_METADATA:
+        section = metadata
+        for part in key.split("."):
+            if not isinstance(section, dict) or part not in section:
+                raise ModelIntegrityError(f"{path} lacks {key!r}: it is not a faceattrs model folder's metadata")
+            section = section[part]
+    return metadata
 
 
 def model_identity(model_dir: Path | None = None) -> dict[str, str]:

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from faceattrs.calibration import QuantileAgeInterval, age_median, softmax
-from faceattrs.model_folder import default_model_dir, read_model_folder
+from faceattrs.model_folder import (
+    METADATA_FILE,
+    MODEL_FILE,
+    ModelIntegrityError,
+    default_model_dir,
+    read_model_folder,
+)
 from faceattrs.preprocessing import to_model_input
 
 
@@ -43,11 +49,22 @@ class AttributeModel:
     def __init__(self, model_dir: Path | None = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        model_bytes, self.metadata = read_model_folder(Path(model_dir) if model_dir else default_model_dir())
+        folder = Path(model_dir) if model_dir else default_model_dir()
+        model_bytes, self.metadata = read_model_folder(folder)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own exception types: a file it cannot run
+            raise ModelIntegrityError(f"onnxruntime cannot load {folder / MODEL_FILE}: {exc}") from None
+        widths = {o.name: o.shape[-1] for o in self.session.get_outputs()}
+        for task, names in self.metadata["classes"].items():
+            if f"{task}_logits" not in widths or widths[f"{task}_logits"] != len(names):
+                raise ModelIntegrityError(
+                    f"{folder / MODEL_FILE} does not output {len(names)} {task} scores, as "
+                    f"{folder / METADATA_FILE} lists {names}"
+                )
         self.input_size: int = self.metadata["input"]["model_size"]
         calibration = self.metadata["calibration"]
         self.t_ethnicity: float = calibration["ethnicity_temperature"]
