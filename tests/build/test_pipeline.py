@@ -2,6 +2,7 @@
 resumes by skipping finished steps, and leaves the test part unread with ``validation_only``."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -63,3 +64,46 @@ def test_the_build_runs_every_step_resumes_and_leaves_test_unread(tmp_path, monk
     logged.clear()
     build(config, log=logged.append)  # every intermediate exists: only the last step runs again
     assert [line.split(" ", 2)[2] for line in logged[:-1]] == ["7/7 add the descriptor heads and score"]
+
+
+def test_a_build_on_both_data_sets_without_the_optional_steps_scores_each(tmp_path, monkeypatch):
+    import shutil
+
+    from tests.conftest import IMAGES
+    from tests.data.test_fairface import write_labels
+
+    monkeypatch.setenv("FACEATTRS_CACHE", str(tmp_path / "cache"))
+    fairface = tmp_path / "fairface"
+    (fairface / "train").mkdir(parents=True)
+    for name in ("astronaut.jpg", "group_5.jpg", "tiny_face.jpg"):
+        shutil.copy(IMAGES / name, fairface / "train" / name)
+    rows = [["train/astronaut.jpg", "30-39", "Female", "White"], ["train/group_5.jpg", "20-29", "Male", "Indian"],
+            ["train/tiny_face.jpg", "more than 70", "Male", "Latino_Hispanic"]]  # fmt: skip
+    write_labels(fairface, rows)
+    split = tmp_path / "fairface_split.csv"
+    parts = ["train", "val", "test"]
+    split.write_text("file,sha256,part\n" + "".join(f"{r[0]},x,{p}\n" for r, p in zip(rows, parts, strict=True)))
+    base = tiny_config(tmp_path)
+    config = replace(
+        base,
+        training=replace(base.training, fairface=True),
+        fairface_data=fairface,
+        fairface_split=split,
+        self_distill=None,
+        descriptor_finetune=None,
+    )
+    logged = []
+    scores = build(config, log=logged.append)
+    assert [line.split(" ", 2)[2] for line in logged[:-1]] == [
+        "1/7 train the first network",
+        "2/7 export and calibrate",
+        "4/7 store as int8",
+        "7/7 score",
+    ]
+    model = AttributeModel(config.model_dir)
+    assert "descriptor_heads" not in model.metadata["training"] and "quantization" in model.metadata["training"]
+    assert "FairFace" in model.metadata["training"]["data"]
+    assert scores["test"]["fairface"]["n"] == 1 and scores["val"]["fairface"]["n"] == 1
+    assert scores["test"]["n"] == 4  # UTKFace's test faces, scored apart
+    assert 0 <= model.metadata["metrics"]["fairface_age_group_accuracy"] <= 1
+    assert json.loads((config.work_dir / "build_times.json").read_text())["train"] >= 0

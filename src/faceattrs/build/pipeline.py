@@ -39,7 +39,7 @@ from faceattrs.build.descriptor_finetune import DescriptorFinetuneConfig
 from faceattrs.build.quantize import CALIBRATION_FACES, DEFAULT_METHOD
 from faceattrs.build.self_distill import SelfDistillConfig
 from faceattrs.data.folders import FAIRFACE_DIR, FAIRFACE_SPLIT, UTKFACE_DIR, UTKFACE_SPLIT
-from faceattrs.model_folder import MODEL_FILE
+from faceattrs.model_folder import MODEL_FILE, derived_metadata, read_model_folder, write_model_folder
 from faceattrs.training.recipes import MultiTaskSettings
 
 #: the script that dumps dlib's network (tools/ of the checkout: the build runs from one, beside its data)
@@ -65,10 +65,12 @@ class BuildConfig:
     training: MultiTaskSettings = field(default_factory=MultiTaskSettings)
     #: the age range's target coverage, fitted on validation
     coverage: float = 0.9
-    self_distill: SelfDistillConfig = field(default_factory=SelfDistillConfig)
+    #: step 3's settings; None leaves the step out (the int8 step then stores the exported network)
+    self_distill: SelfDistillConfig | None = field(default_factory=SelfDistillConfig)
     quantize_method: str = DEFAULT_METHOD
     quantize_faces: int = CALIBRATION_FACES
-    descriptor_finetune: DescriptorFinetuneConfig = field(default_factory=DescriptorFinetuneConfig)
+    #: step 6's settings; None leaves out the second network (steps 5-7): the int8 first network ships
+    descriptor_finetune: DescriptorFinetuneConfig | None = field(default_factory=DescriptorFinetuneConfig)
     #: how the descriptor network's int8 activation ranges are set
     descriptor_calibration: str = "percentile"
 
@@ -80,6 +82,10 @@ class BuildConfig:
 def _step(name: str, log: Callable[[str], None]) -> float:
     log(f"== {time.strftime('%H:%M:%S')} {name}")
     return time.perf_counter()
+
+
+def _minutes(t0: float) -> float:
+    return round((time.perf_counter() - t0) / 60, 2)
 
 
 def _into(folder: Path, write: Callable[[Path], Any]) -> None:
@@ -107,7 +113,8 @@ def build(config: BuildConfig = BuildConfig(), log: Callable[[str], None] = prin
     recipe = multitask(**asdict(config.training))
     fairface = config.fairface_data if config.training.fairface else None
     parts = project_parts(recipe.input_size, config.data, config.split, fairface, config.fairface_split)
-    timings: dict[str, float] = {}
+    times_file = work / "build_times.json"  # minutes per step, kept across resumed runs
+    timings: dict[str, float] = json.loads(times_file.read_text()) if times_file.is_file() else {}
     run, first, robust, int8 = work / "multitask", work / "first", work / "first_robust", work / "first_int8"
     net_xml, finetuned = work / "dlib_net.xml", work / "dlib_finetuned.safetensors"
 
@@ -115,7 +122,7 @@ def build(config: BuildConfig = BuildConfig(), log: Callable[[str], None] = prin
         t0 = _step("1/7 train the first network", log)
         train(recipe, parts["train"], parts["val"], run, seed=config.seed, resume=True,
               extra_config={"protocol": "project", "split": str(config.split)})  # fmt: skip
-        timings["train"] = time.perf_counter() - t0
+        timings["train"] = _minutes(t0)
     if not (first / MODEL_FILE).is_file():
         t0 = _step("2/7 export and calibrate", log)
         run_config = json.loads((run / "config.json").read_text()) | {"version": f"{config.version}-first"}
@@ -126,39 +133,46 @@ def build(config: BuildConfig = BuildConfig(), log: Callable[[str], None] = prin
             export.ship(model, shipped, parts, run_config, folder, split_file=config.split, coverage=config.coverage)
 
         _into(first, write_first)
-        timings["export"] = time.perf_counter() - t0
-    if not (robust / MODEL_FILE).is_file():
+        timings["export"] = _minutes(t0)
+    if config.self_distill is None:
+        robust = first
+    elif not (robust / MODEL_FILE).is_file():
         t0 = _step("3/7 self-distil on degraded faces", log)
         _into(robust, lambda folder: self_distill.self_distill_model_dir(
             first, folder, parts, f"{config.version}-first-robust", config.self_distill))  # fmt: skip
-        timings["self_distill"] = time.perf_counter() - t0
+        timings["self_distill"] = _minutes(t0)
     if not (int8 / MODEL_FILE).is_file():
         t0 = _step("4/7 store as int8", log)
         _into(int8, lambda folder: quantize.quantize_model_dir(
             robust, folder, parts, version=f"{config.version}-first-int8",
             method=config.quantize_method, n_faces=config.quantize_faces))  # fmt: skip
-        timings["quantize"] = time.perf_counter() - t0
-    if not net_xml.is_file():
+        timings["quantize"] = _minutes(t0)
+    second_network = config.descriptor_finetune is not None
+    if second_network and not net_xml.is_file():
         t0 = _step("5/7 dump dlib's face-recognition network", log)
         partial = net_xml.with_name(net_xml.name + ".partial")
         subprocess.run(["bash", str(DLIB_DUMP_SCRIPT), str(partial)], check=True)
         partial.replace(net_xml)
-        timings["dlib_net"] = time.perf_counter() - t0
-    if not finetuned.is_file():
+        timings["dlib_net"] = _minutes(t0)
+    if second_network and not finetuned.is_file():
         t0 = _step("6/7 fine-tune the descriptor network", log)
         network = descriptor_finetune.finetune(net_xml, parts["train"], config.descriptor_finetune)
         partial = finetuned.with_name(finetuned.name + ".partial")
         descriptor_finetune.save_finetuned(network, partial, config.descriptor_finetune, net_xml, recipe.input_size)
         partial.replace(finetuned)
-        timings["finetune_descriptors"] = time.perf_counter() - t0
+        timings["finetune_descriptors"] = _minutes(t0)
 
-    t0 = _step("7/7 add the descriptor heads and score", log)
+    t0 = _step("7/7 add the descriptor heads and score" if second_network else "7/7 score", log)
     out = config.model_dir
 
     def write_final(folder: Path) -> None:
-        descriptor_heads.add_descriptor_heads(int8, net_xml, folder, parts, version=config.version, int8=True,
-                                              calibration_method=config.descriptor_calibration,
-                                              finetuned=finetuned)  # fmt: skip
+        if second_network:
+            descriptor_heads.add_descriptor_heads(int8, net_xml, folder, parts, version=config.version, int8=True,
+                                                  calibration_method=config.descriptor_calibration,
+                                                  finetuned=finetuned)  # fmt: skip
+        else:
+            onnx_bytes, metadata = read_model_folder(int8)
+            write_model_folder(folder, onnx_bytes, derived_metadata(metadata, config.version))
 
     if out.exists():
         shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
@@ -169,8 +183,8 @@ def build(config: BuildConfig = BuildConfig(), log: Callable[[str], None] = prin
         scores = {"val": export.score_validation(out, parts["val"])}
     else:
         scores = export.score_shipped(out, parts)
-    timings["heads_and_scoring"] = time.perf_counter() - t0
-    (work / "build_times.json").write_text(json.dumps(timings, indent=1))
-    spent = ", ".join(f"{step} {seconds / 60:.1f} min" for step, seconds in timings.items())
-    log(f"== {time.strftime('%H:%M:%S')} done: {out} ({spent})")
+    timings["final_and_scoring"] = _minutes(t0)
+    times_file.write_text(json.dumps(timings, indent=1))
+    spent = ", ".join(f"{step} {minutes:.1f}" for step, minutes in timings.items())
+    log(f"== {time.strftime('%H:%M:%S')} done: {out} (minutes: {spent}; {sum(timings.values()):.0f} in all)")
     return scores

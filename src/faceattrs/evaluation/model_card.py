@@ -26,6 +26,54 @@ def _interval_rule(interval: dict[str, Any]) -> str:
     )
 
 
+def _fairface_data(training: dict[str, Any]) -> list[str]:
+    if "FairFace" not in training.get("data", ""):
+        return []
+    return [
+        "FairFace (Kärkkäinen & Joo, WACV 2021; CC BY 4.0): 20,000 of its training images, web photos balanced "
+        "for race, with age groups (not ages), gender and 7 race groups mapped to UTKFace's five. Split "
+        "`splits/fairface_v1.csv` (80/10/10, stratified by race × age group × gender); every image went through "
+        "the serving pipeline's own detector and alignment. A face labelled with a group learns from the "
+        "probability its age distribution puts inside the group.",
+        "",
+    ]
+
+
+def _fairface_performance(f: dict[str, Any] | None) -> list[str]:
+    """The FairFace test part, beside UTKFace's: age groups, gender and ethnicity, per age group and per group."""
+    if not f:
+        return []
+    return [
+        "### FairFace (test part of its split, measured once, through ONNX)",
+        "",
+        f"{f['n']} test faces. The age is right when it falls inside the labelled group; the 90% range "
+        "overlaps the group for the share given.",
+        "",
+        "| age group accuracy | 90% range overlaps group | ethnicity acc. | ethnicity macro-F1 | gender acc. |",
+        "|---|---|---|---|---|",
+        f"| {_pct(f['age']['group_accuracy'])} | {_pct(f['age']['range_overlap'])} | "
+        f"{_pct(f['ethnicity']['accuracy'])} | {f['ethnicity']['macro_f1']:.3f} | {_pct(f['gender']['accuracy'])} |",
+        "",
+        "| age group | n | age in group | ethnicity acc. | gender acc. |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['age_group']} | {r['n']} | {_pct(r.get('age_accuracy', float('nan')))} | "
+            f"{_pct(r.get('ethnicity_accuracy', float('nan')))} | {_pct(r.get('gender_accuracy', float('nan')))} |"
+            for r in f["by_age_group"]
+        ],
+        "",
+        "| ethnicity | gender | n | ethnicity acc. | gender acc. |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['ethnicity']} | {r['gender']} | {r['n']} | {_pct(r.get('ethnicity_accuracy', float('nan')))} | "
+            f"{_pct(r.get('gender_accuracy', float('nan')))} |"
+            for r in f["by_ethnicity_gender"]
+            if r["n"]
+        ],
+        "",
+    ]
+
+
 def _children_gender_line(buckets: list[dict[str, Any]]) -> list[str]:
     """A limitation line comparing gender accuracy on children's faces with the older buckets."""
     rates = {r["age_bucket"]: r["gender_accuracy"] for r in buckets if "gender_accuracy" in r}
@@ -166,6 +214,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "Known biases of the data: White faces are 42% of it and 'Others' 7%; few faces are over 80; labels "
         "are noisy, and 259 groups of byte-identical images carry conflicting labels.",
         "",
+        *_fairface_data(training),
         "## Performance (test part of the project split, measured once, through ONNX)",
         "",
         f"{t['n']} test faces, natural class balance, all ages.",
@@ -182,11 +231,16 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         *[
             f"| {e} | {age['by_ethnicity'][e]['n']} | {_pct(eth['recall'][e])} | {age['by_ethnicity'][e]['mae']:.2f} |"
             for e in ETHNICITIES
+            if e in age["by_ethnicity"] and e in eth["recall"]
         ],
         "",
         "| gender | recall | age MAE |",
         "|---|---|---|",
-        *[f"| {g} | {_pct(gen['recall'][g])} | {age['by_gender'][g]['mae']:.2f} |" for g in GENDERS],
+        *[
+            f"| {g} | {_pct(gen['recall'][g])} | {age['by_gender'][g]['mae']:.2f} |"
+            for g in GENDERS
+            if g in age["by_gender"]
+        ],
         "",
         "| age bucket | n | age MAE | ethnicity acc. | gender acc. |",
         "|---|---|---|---|---|",
@@ -205,6 +259,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
             for r in t["by_ethnicity_gender"]
         ],
         "",
+        *_fairface_performance(t.get("fairface")),
         "## Calibration (fitted on validation only)",
         "",
         f"- Temperature scaling: ethnicity T = {metadata['calibration']['ethnicity_temperature']:.3f}, "
