@@ -9,20 +9,27 @@ the mean landmark positions the detector finds on them), so a 200 px crop scaled
 a face W px wide on average; the aligned crop the model sees is 200 px, so the pipeline enlarges
 faces narrower than about 157 px and shrinks wider ones.
 
+Two conditions. *clean*: the scaled crop as it is; enlarged from a 200 px crop, a large face has
+no detail finer than the original crop's pixels, unlike a real photo taken at that size. *grain*:
+the same photos with Gaussian noise (standard deviation 3 grey levels, fixed seed per face and
+width) added at the photo's own resolution, as a camera's sensor and a real face's fine texture
+give every photo pixel-level detail whatever the face's size; that detail is what point-sampling a
+large face turns into false coarse patterns.
+
 Reported per face, over the widths (the most confident face of each photo): the **age spread**
 (largest minus smallest predicted age) and the **gender flips** (readings that differ from the
 face's majority gender; a tie counts half the readings), summarised as the median and 90th
 percentile of the spread, the share of readings that flip and the share of faces with any flip;
 for all widths and for 64-800 px, where the issue "Faces beyond UTKFace" sets the goal (median age
 spread at most 5 years, at most 3% of gender readings flipped). Per width: faces found, age MAE,
-gender and ethnicity accuracy against the file names' labels, and how far the age lies from the
-face's median age over all widths.
+gender and ethnicity accuracy against the file names' labels, how far the age lies from the face's
+median age over all widths, and the share of faces flagged "noisy" or flagged at all.
 
 Validation part only: pipeline choices may be made on these figures without touching test.
 
 Usage::
 
-    python benchmarks/scale_consistency.py [--faces 300] [--out DIR] [--compare OTHER.json]
+    python benchmarks/scale_consistency.py [--faces 300] [--out DIR] [--label TEXT] [--compare OTHER.json]
 
 Writes ``benchmarks/results/scale_consistency.json``, ``.md`` and ``.png`` (into ``--out`` when
 given); ``--compare`` puts the figures of an earlier run (its ``.json``) beside this run's, e.g. the
@@ -50,9 +57,11 @@ from results_io import RESULTS, save_results
 NAME = "scale_consistency"
 WIDTHS = (40, 64, 100, 160, 250, 400, 800)
 GOAL_WIDTHS = (64, 100, 160, 250, 400, 800)
-#: the issue's goal between 64 and 800 px
-GOAL_AGE_SPREAD, GOAL_GENDER_FLIPS = 5.0, 0.03
+#: condition -> standard deviation of the grain added to the photo (grey levels)
+CONDITIONS = {"clean": 0.0, "grain": 3.0}
 NEUTRAL = (128, 128, 128)
+
+Reading = dict | None  # age, gender, ethnicity and flags of the most confident face of a photo, or None
 
 
 def template_eye_distance() -> float:
@@ -61,11 +70,12 @@ def template_eye_distance() -> float:
     return float(np.linalg.norm(points[1] - points[0]))
 
 
-def face_photo(crop: Image.Image, width: int, eye_distance: float) -> np.ndarray:
+def face_photo(crop: Image.Image, width: int, eye_distance: float, grain: float = 0.0, seed: int = 0) -> np.ndarray:
     """``crop`` scaled so that its face (2 x ``eye_distance`` wide in the crop) is ``width`` px wide, in a grey photo.
 
     The photo is twice the scaled crop's side, the crop in its middle, so the face fills the same
-    share of the photo at every width and only the resolution changes.
+    share of the photo at every width and only the resolution changes. ``grain``: the standard
+    deviation of Gaussian noise added to every pixel (the same on the three channels), drawn with ``seed``.
 
     >>> face_photo(Image.new("RGB", (200, 200)), 100, 50.0).shape
     (400, 400, 3)
@@ -74,7 +84,10 @@ def face_photo(crop: Image.Image, width: int, eye_distance: float) -> np.ndarray
     face = crop.resize((side, side), Image.Resampling.LANCZOS)
     photo = Image.new("RGB", (2 * side, 2 * side), NEUTRAL)
     photo.paste(face, (side // 2, side // 2))
-    return np.asarray(photo)
+    if not grain:
+        return np.asarray(photo)
+    noise = np.random.default_rng(seed).normal(0, grain, (photo.height, photo.width, 1))
+    return np.clip(np.asarray(photo, np.float32) + noise, 0, 255).astype(np.uint8)
 
 
 def validation_names(n_faces: int, seed: int) -> list[str]:
@@ -86,21 +99,25 @@ def validation_names(n_faces: int, seed: int) -> list[str]:
     return names
 
 
-def read_faces(analyzer: Analyzer, names: list[str], eye_distance: float) -> list[list[dict | None]]:
-    """Per face, per width: the most confident face found (age, gender, ethnicity), or None."""
+def read_faces(
+    analyzer: Analyzer, names: list[str], eye_distance: float, grain: float, desc: str
+) -> list[list[Reading]]:
+    """Per face, per width: the most confident face found in its photo, or None."""
 
     def photos():
-        for name in names:
+        for i, name in enumerate(names):
             crop = Image.open(UTKFACE_DIR / name).convert("RGB")
             for width in WIDTHS:
-                yield face_photo(crop, width, eye_distance)
+                yield face_photo(crop, width, eye_distance, grain, seed=i * 1000 + width)
 
-    readings: list[dict | None] = []
+    readings: list[Reading] = []
     results = analyzer.analyze_many(photos(), batch_size=32)
-    for result in tqdm(results, total=len(names) * len(WIDTHS), desc="photos", unit="photo"):
+    for result in tqdm(results, total=len(names) * len(WIDTHS), desc=desc, unit="photo"):
         if result.faces:
             face = max(result.faces, key=lambda f: f.det_score)
-            readings.append({"age": face.age, "gender": face.gender, "ethnicity": face.ethnicity})
+            readings.append(
+                {"age": face.age, "gender": face.gender, "ethnicity": face.ethnicity, "flags": face.quality_flags}
+            )
         else:
             readings.append(None)
     return [readings[i : i + len(WIDTHS)] for i in range(0, len(readings), len(WIDTHS))]
@@ -111,7 +128,7 @@ def _disagreeing(values: list[str]) -> int:
     return len(values) - max(values.count(v) for v in set(values))
 
 
-def summarise(faces: list[list[dict | None]], widths: tuple[int, ...]) -> dict[str, float]:
+def summarise(faces: list[list[Reading]], widths: tuple[int, ...]) -> dict[str, float]:
     """Consistency over ``widths``, on the faces found at every one of them."""
     columns = [WIDTHS.index(w) for w in widths]
     complete = [[face[c] for c in columns] for face in faces if all(face[c] is not None for c in columns)]
@@ -131,120 +148,152 @@ def summarise(faces: list[list[dict | None]], widths: tuple[int, ...]) -> dict[s
     }
 
 
-def per_width(faces: list[list[dict | None]], names: list[str]) -> dict[str, dict[str, float]]:
-    """Per width: faces found, accuracy against the labels, and the distance from each face's median age."""
+def _median_ages(faces: list[list[Reading]]) -> list[float]:
+    """Each face's median predicted age over the widths where it was found."""
+    return [float(np.median([r["age"] for r in face if r])) if any(face) else np.nan for face in faces]
+
+
+def per_width(faces: list[list[Reading]], names: list[str]) -> dict[str, dict[str, float]]:
+    """Per width: faces found, accuracy against the labels, distance from each face's median age, flags."""
     labels = [parse_utkface_name(n) for n in names]
-    medians = [np.median([r["age"] for r in face if r is not None]) if any(face) else np.nan for face in faces]
+    medians = _median_ages(faces)
     majority = []
     for face in faces:
         genders = [r["gender"] for r in face if r is not None]
-        majority.append(max(set(genders), key=genders.count) if genders else None)
+        majority.append(max(sorted(set(genders)), key=genders.count) if genders else None)
     out = {}
     for c, width in enumerate(WIDTHS):
         found = [i for i, face in enumerate(faces) if face[c] is not None]
-        ages = np.array([faces[i][c]["age"] for i in found])
+        read = [faces[i][c] for i in found]
+        ages = np.array([r["age"] for r in read])
         out[str(width)] = {
             "found": len(found) / len(faces),
             "age_mae": float(np.abs(ages - [labels[i].age for i in found]).mean()),
             "gender_accuracy": float(
-                np.mean([GENDERS.index(faces[i][c]["gender"]) == labels[i].gender for i in found])
+                np.mean([GENDERS.index(r["gender"]) == labels[i].gender for r, i in zip(read, found, strict=True)])
             ),
             "ethnicity_accuracy": float(
-                np.mean([ETHNICITIES.index(faces[i][c]["ethnicity"]) == labels[i].race for i in found])
+                np.mean([ETHNICITIES.index(r["ethnicity"]) == labels[i].race for r, i in zip(read, found, strict=True)])
             ),
             "age_off_median": float(np.median(np.abs(ages - [medians[i] for i in found]))),
-            "gender_off_majority": float(np.mean([faces[i][c]["gender"] != majority[i] for i in found])),
+            "gender_off_majority": float(
+                np.mean([r["gender"] != majority[i] for r, i in zip(read, found, strict=True)])
+            ),
+            "flagged_noisy": float(np.mean(["noisy" in r["flags"] for r in read])),
+            "flagged": float(np.mean([bool(r["flags"]) for r in read])),
         }
     return out
 
 
 def markdown(report: dict, before: dict | None) -> str:
-    """The summary and per-width tables; with ``before``, its figures beside this run's."""
+    """The summary and per-width tables; with ``before``, its figures beside this run's ("before → after")."""
 
-    def pair(now: float, key_path: tuple[str, ...], fmt: str) -> str:
-        cell = fmt.format(now)
-        if before is None:
-            return cell
-        old = before
-        for key in key_path:
-            old = old[key]
-        return f"{fmt.format(old)} → {cell}"
+    def cell(path: tuple[str, ...], fmt: str) -> str:
+        def value(run: dict) -> str:
+            for key in path:
+                run = run[key]
+            return fmt.format(run)
+
+        return value(report) if before is None else f"{value(before)} → {value(report)}"
 
     pct, yrs = "{:.1%}", "{:.1f}"
     lines = [
-        "| widths | faces found at every width | median age spread (years) | 90th pct. spread | "
-        "gender readings flipped | faces with a gender flip | ethnicity readings flipped |",
-        "|---|---|---|---|---|---|---|",
+        "| condition | widths | faces found at every width | median age spread (years) | mean spread | 90th pct. "
+        "spread | gender readings flipped | faces with a gender flip | ethnicity readings flipped |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for key, label in (("all", "40–800 px"), ("goal", "64–800 px (goal: ≤ 5 years, ≤ 3%)")):
-        s = report["summary"][key]
-        p = ("summary", key)
-        lines.append(
-            f"| {label} | {pair(s['faces_found_at_every_width'], (*p, 'faces_found_at_every_width'), pct)} | "
-            f"{pair(s['age_spread_median'], (*p, 'age_spread_median'), yrs)} | "
-            f"{pair(s['age_spread_p90'], (*p, 'age_spread_p90'), yrs)} | "
-            f"{pair(s['gender_flip_rate'], (*p, 'gender_flip_rate'), pct)} | "
-            f"{pair(s['faces_with_a_gender_flip'], (*p, 'faces_with_a_gender_flip'), pct)} | "
-            f"{pair(s['ethnicity_flip_rate'], (*p, 'ethnicity_flip_rate'), pct)} |"
-        )
+    for condition in report["conditions"]:
+        for key, label in (("all", "40–800 px"), ("goal", "64–800 px (goal: ≤ 5 years, ≤ 3%)")):
+            figures = [
+                cell(("conditions", condition, "summary", key, name), fmt)
+                for name, fmt in (
+                    ("faces_found_at_every_width", pct),
+                    ("age_spread_median", yrs),
+                    ("age_spread_mean", "{:.2f}"),
+                    ("age_spread_p90", yrs),
+                    ("gender_flip_rate", pct),
+                    ("faces_with_a_gender_flip", pct),
+                    ("ethnicity_flip_rate", pct),
+                )
+            ]
+            lines.append(f"| {condition} | {label} | " + " | ".join(figures) + " |")
     lines += [
         "",
-        "| face width | faces found | age MAE | gender acc. | ethnicity acc. | median distance from the face's "
-        "median age | gender differs from the face's majority |",
-        "|---|---|---|---|---|---|---|",
+        "| condition | face width | faces found | age MAE | gender acc. | ethnicity acc. | median distance from the "
+        "face's median age | gender differs from the face's majority | flagged noisy | flagged (any) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for width, r in report["per_width"].items():
-        p = ("per_width", width)
-        lines.append(
-            f"| {width} px | {pair(r['found'], (*p, 'found'), pct)} | {pair(r['age_mae'], (*p, 'age_mae'), '{:.2f}')} | "
-            f"{pair(r['gender_accuracy'], (*p, 'gender_accuracy'), pct)} | "
-            f"{pair(r['ethnicity_accuracy'], (*p, 'ethnicity_accuracy'), pct)} | "
-            f"{pair(r['age_off_median'], (*p, 'age_off_median'), yrs)} | "
-            f"{pair(r['gender_off_majority'], (*p, 'gender_off_majority'), pct)} |"
-        )
+    for condition, run in report["conditions"].items():
+        for width in run["per_width"]:
+            figures = [
+                cell(("conditions", condition, "per_width", width, name), fmt)
+                for name, fmt in (
+                    ("found", pct),
+                    ("age_mae", "{:.2f}"),
+                    ("gender_accuracy", pct),
+                    ("ethnicity_accuracy", pct),
+                    ("age_off_median", yrs),
+                    ("gender_off_majority", pct),
+                    ("flagged_noisy", pct),
+                    ("flagged", pct),
+                )
+            ]
+            lines.append(f"| {condition} | {width} px | " + " | ".join(figures) + " |")
     compared = f" Before → after: {before['label']} → {report['label']}." if before else ""
+    grains = ", ".join(f"{name}: grain {sd:g}" for name, sd in report["grain"].items())
     lines.append(
         f"\n{report['faces']} random validation faces (seed {report['seed']}), each pasted at every width into a "
         "grey photo twice its size (face width: twice the distance between the eyes) and sent through detect → "
-        f"align → model; the most confident face of each photo. Model version {report['model']['version']}."
-        f"{compared}\n"
+        f"align → model; the most confident face of each photo ({grains}: the standard deviation of the "
+        f"noise added to every pixel). Ages are whole years, so the median spread moves in steps of 0.5 when "
+        f"a few faces change; the mean shows smaller moves. Model version {report['model']['version']}.{compared}\n"
     )
     return "\n".join(lines)
 
 
 def plot(report: dict, before: dict | None, path: Path) -> None:
-    """Per width: the distance of the age from the face's median age (median and IQR) and gender flips."""
+    """Per width and condition: mean distance of the age from the face's median age, gender flips, noisy flags."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_age, ax_gender) = plt.subplots(1, 2, figsize=(11, 4))
-    runs = [(before, "--", "#999999"), (report, "-", "#4c72b0")] if before else [(report, "-", "#4c72b0")]
-    for run, style, colour in runs:
-        widths = [int(w) for w in run["per_width"]]
-        label = run.get("label", "this run")
-        spread = np.array(run["age_spread_by_width"])  # faces x widths: |age - the face's median age|
-        ax_age.plot(widths, np.nanmedian(spread, 0), style, color=colour, marker="o", label=label)
-        ax_age.fill_between(widths, *np.nanpercentile(spread, [25, 75], 0), color=colour, alpha=0.15)
-        flips = [100 * r["gender_off_majority"] for r in run["per_width"].values()]
-        ax_gender.plot(widths, flips, style, color=colour, marker="o", label=label)
-    for ax in (ax_age, ax_gender):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colours = dict(zip(report["conditions"], ("#4c72b0", "#dd8452", "#55a868"), strict=False))
+    runs = [(before, "--", 0.6), (report, "-", 1.0)] if before else [(report, "-", 1.0)]
+    for run, style, alpha in runs:
+        for condition, figures in run["conditions"].items():
+            label = f"{condition}, {run.get('label', 'this run')}"
+            colour = colours.get(condition, "#999999")
+            widths = [int(w) for w in figures["per_width"]]
+            ages = np.array([[np.nan if v is None else v for v in face] for face in figures["ages"]])
+            off = np.abs(ages - np.nanmedian(ages, 1, keepdims=True))  # |age - the face's median age|
+            # the mean, not the median: ages are whole years, so most faces sit at 0 or 1
+            axes[0].plot(widths, np.nanmean(off, 0), style, color=colour, marker="o", alpha=alpha, label=label)
+            for ax, key in ((axes[1], "gender_off_majority"), (axes[2], "flagged_noisy")):
+                values = [100 * r[key] for r in figures["per_width"].values()]
+                ax.plot(widths, values, style, color=colour, marker="o", alpha=alpha, label=label)
+    titles = (
+        ("mean |age − the face's median age| (years)", "age spread by width"),
+        ("gender differs from the face's majority (%)", "gender flips by width"),
+        ("faces flagged noisy (%)", "the noisy flag by width"),
+    )
+    for ax, (ylabel, title) in zip(axes, titles, strict=True):
         ax.set_xscale("log")
         ax.set_xticks(WIDTHS, [str(w) for w in WIDTHS])
+        ax.minorticks_off()
         ax.set_xlabel("face width in the photo (px)")
-        ax.axvline(157.4, color="#55a868", lw=1, ls=":")  # the face is as large as in the aligned crop
-        ax.legend(fontsize=8)
-    ax_age.set_ylabel("|age − the face's median age| (years)")
-    ax_age.set_title("age spread by width (median, IQR shaded)", fontsize=10)
-    ax_gender.set_ylabel("gender differs from the face's majority (%)")
-    ax_gender.set_title("gender flips by width", fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.axvline(2 * report["template_eye_distance"], color="#999999", lw=1, ls=":")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(
         f"The same {report['faces']} validation faces at 7 sizes (model version {report['model']['version']}); "
-        "dotted: the aligned crop's own scale",
+        "dotted: the aligned crop's own scale; dashed: before",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -260,8 +309,7 @@ def main() -> None:
 
     names = validation_names(args.faces, args.seed)
     eye_distance = template_eye_distance()
-    faces = read_faces(Analyzer(), names, eye_distance)
-    medians = [np.median([r["age"] for r in face if r is not None]) if any(face) else np.nan for face in faces]
+    analyzer = Analyzer()
     report = {
         "model": model_identity(),
         "part": "val",
@@ -269,27 +317,25 @@ def main() -> None:
         "faces": len(names),
         "seed": args.seed,
         "widths": list(WIDTHS),
+        "grain": CONDITIONS,
         "template_eye_distance": eye_distance,
-        "summary": {"all": summarise(faces, WIDTHS), "goal": summarise(faces, GOAL_WIDTHS)},
-        "per_width": per_width(faces, names),
-        "age_spread_by_width": [
-            [abs(r["age"] - m) if r is not None else None for r in face] for face, m in zip(faces, medians, strict=True)
-        ],
-        "readings": [{"file": n, "by_width": face} for n, face in zip(names, faces, strict=True)],
+        "conditions": {},
     }
+    for condition, grain in CONDITIONS.items():
+        faces = read_faces(analyzer, names, eye_distance, grain, condition)
+        report["conditions"][condition] = {
+            "summary": {"all": summarise(faces, WIDTHS), "goal": summarise(faces, GOAL_WIDTHS)},
+            "per_width": per_width(faces, names),
+            # faces (in the order of "files") x widths: the predicted age, None where no face was found
+            "ages": [[None if r is None else r["age"] for r in face] for face in faces],
+        }
+    report["files"] = names
     before = json.loads(args.compare.read_text()) if args.compare else None
+    if before:  # the earlier run's figures kept beside this run's
+        before.pop("compared_with", None)
+        report["compared_with"] = before
     save_results(NAME, report, markdown(report, before), args.out)
-    plot(_with_floats(report), before and _with_floats(before), args.out / f"{NAME}.png")
-
-
-def _floats(rows: list[list[float | None]]) -> list[list[float]]:
-    """None (no face found) as NaN, for the plot's nan-aware statistics."""
-    return [[np.nan if v is None else v for v in row] for row in rows]
-
-
-def _with_floats(report: dict) -> dict:
-    """``report`` with its age spreads as floats (NaN where no face was found)."""
-    return report | {"age_spread_by_width": _floats(report["age_spread_by_width"])}
+    plot(report, before, args.out / f"{NAME}.png")
 
 
 if __name__ == "__main__":
