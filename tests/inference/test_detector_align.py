@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceattrs.inference.align import AlignmentTemplate, align_face, face_scale, similarity_transform
+from faceattrs.inference.align import (
+    MAX_WARP_SHRINK,
+    AlignmentTemplate,
+    align_face,
+    face_scale,
+    similarity_transform,
+)
 from faceattrs.inference.decode import load_image
 from faceattrs.inference.detector import RetinaFaceDetector
 from tests.conftest import IMAGES
@@ -86,3 +92,62 @@ def test_crop_past_the_photo_edge_repeats_edge_pixels_not_black():
     landmarks = t.points * 0.5 - [20, 20]  # a face hanging off the top-left corner
     crop = align_face(image, landmarks, t).crop
     assert crop.shape == (200, 200, 3) and crop.min() == 90 and crop.max() == 90
+
+
+def _stripes(side: int, period: float) -> np.ndarray:
+    """Vertical black and white stripes ``period`` pixels apart: detail far finer than a shrunk crop can show."""
+    x = np.arange(side)
+    row = np.where((x % period) < period / 2, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(row[None, :, None], (side, side, 3)))
+
+
+def test_a_large_face_is_shrunk_with_antialiasing_not_point_sampling():
+    t = AlignmentTemplate.load()
+    image = _stripes(1800, 2.25)
+    landmarks = t.points * 8 + 100  # the face 8x larger than the crop
+    crop, matrix = align_face(image, landmarks, t)
+    assert face_scale(matrix) == pytest.approx(1 / 8)
+    assert abs(crop.mean() - image.mean()) < 3 and crop.std() < 3  # the stripes average to an even grey
+
+    # point sampling, as Image.transform alone does, turns the same stripes into coarse false ones
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    aliased = np.asarray(
+        Image.fromarray(image).transform((200, 200), Image.Transform.AFFINE, inverse.ravel().tolist(),
+                                         resample=Image.Resampling.BILINEAR)
+    )  # fmt: skip
+    assert aliased.std() > 30  # against under 3 above
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.4])
+@pytest.mark.parametrize("factor", [2, 4])
+def test_a_face_given_larger_gives_nearly_the_same_crop(factor, angle):
+    t = AlignmentTemplate.load()
+    rng = np.random.default_rng(0)
+    # smooth random content (a face-like mix of shapes and shading, nothing finer than a few pixels)
+    small = Image.fromarray(rng.integers(0, 256, (40, 40, 3)).astype(np.uint8)).resize((300, 300), Image.BICUBIC)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = (t.points - 100) @ rotation.T * 1.2 + 150  # the face 1.2x larger than the crop, turned
+    at_1x = align_face(np.asarray(small), landmarks, t).crop
+    large = small.resize((300 * factor, 300 * factor), Image.Resampling.LANCZOS)
+    at_nx = align_face(np.asarray(large), landmarks * factor, t).crop
+    difference = np.abs(at_nx.astype(float) - at_1x)
+    assert difference.mean() < 1.5 and np.percentile(difference, 99) < 8
+
+
+@pytest.mark.parametrize("size", [0.5, 1.2])  # the face half the crop's size, and 1.2x: within MAX_WARP_SHRINK
+def test_enlarging_and_mild_shrinking_are_a_plain_bilinear_warp(size):
+    assert 1 / size <= MAX_WARP_SHRINK or size < 1
+    t = AlignmentTemplate.load()
+    image = np.asarray(Image.fromarray(_stripes(300, 6.0)).rotate(10, Image.Resampling.BILINEAR))
+    landmarks = t.points * size + 5
+    crop, matrix = align_face(image, landmarks, t)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    # the plain bilinear warp of the same region: nothing is done first
+    corners = inverse @ [[0, 200, 0, 200], [0, 0, 200, 200], [1, 1, 1, 1]]
+    (x0, y0), (x1, y1) = np.floor(corners.min(1)).astype(int) - 2, np.ceil(corners.max(1)).astype(int) + 2
+    rows, cols = np.clip(np.arange(y0, y1), 0, 299), np.clip(np.arange(x0, x1), 0, 299)
+    inverse[:, 2] -= (x0, y0)
+    plain = Image.fromarray(np.ascontiguousarray(image[rows[:, None], cols[None, :]])).transform(
+        (200, 200), Image.Transform.AFFINE, inverse.ravel().tolist(), resample=Image.Resampling.BILINEAR
+    )
+    np.testing.assert_array_equal(crop, np.asarray(plain))

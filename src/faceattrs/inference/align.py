@@ -2,7 +2,8 @@
 
 A similarity transform (rotation, uniform scale, translation; Umeyama's
 least-squares solution) maps the five detected landmarks onto a template, and
-the photo is resampled into a 200x200 crop. The template is the mean landmark
+the photo is resampled into a 200x200 crop (a face much larger than the crop
+is first reduced with an antialiasing filter). The template is the mean landmark
 position that the same detector finds on UTKFace's own aligned crops
 (``assets/alignment_template.json``, made by ``benchmarks/alignment_template.py``),
 so a face from a photo is cropped the way the training faces were.
@@ -25,6 +26,12 @@ import numpy as np
 from PIL import Image
 
 CROP_SIZE = 200
+#: The most the warp (bilinear, one sample per crop pixel) may shrink a face; a larger face is first reduced
+#: with an antialiasing filter to this much larger than the crop. Not 1: most faces in UTKFace-like photos
+#: come through at 0.9-1.05x the crop's scale, where point sampling barely aliases, and reducing them first
+#: (Lanczos, then the warp: two resamplings) softened their crops, flagging 27 more of UTKFace's 2,090
+#: validation photos "blurry", with no gain in any prediction (benchmarks/scale_consistency.py)
+MAX_WARP_SHRINK = 1.25
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -78,17 +85,36 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, template: AlignmentTemp
 
 
 def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Resample ``image`` through the 2x3 photo -> crop ``matrix`` into a ``size`` square crop."""
+    """Resample ``image`` through the 2x3 photo -> crop ``matrix`` into a ``size`` square crop.
+
+    ``Image.transform`` samples the photo at one point per crop pixel (bilinear between the four
+    nearest pixels), which aliases when the crop is much smaller than the face: fine detail of a
+    large face (skin, hair, sensor noise) comes out as coarse false patterns, and the same face
+    photographed larger read as noisy. When the matrix shrinks the face by more than
+    ``MAX_WARP_SHRINK``, the region the crop covers is first reduced with an antialiasing filter
+    (Lanczos) so that the warp shrinks by exactly ``MAX_WARP_SHRINK``. Smaller shrinks and
+    enlarging are unchanged.
+    """
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # crop pixel -> photo pixel
+    scale = face_scale(matrix)  # crop pixels per photo pixel
+    # the reduction left to do before the warp: none unless the warp would shrink by more than it may
+    reduce = min(1.0, scale * MAX_WARP_SHRINK)
+    # enough photo around the crop for the reducing filter (3 lobes of Lanczos, in photo pixels) to see real pixels
+    margin = 2 + (int(np.ceil(3 / reduce)) if reduce < 1 else 0)
     corners = inverse @ np.array([[0, size, 0, size], [0, 0, size, size], [1, 1, 1, 1]], np.float64)
-    x0, y0 = np.floor(corners.min(1)).astype(int) - 2
-    x1, y1 = np.ceil(corners.max(1)).astype(int) + 2
+    x0, y0 = np.floor(corners.min(1)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(1)).astype(int) + margin
     # Gather only the face's region; clipped indices repeat the edge pixels outside the photo.
     rows = np.clip(np.arange(y0, y1), 0, image.shape[0] - 1)
     cols = np.clip(np.arange(x0, x1), 0, image.shape[1] - 1)
-    region = image[rows[:, None], cols[None, :]]
+    region = Image.fromarray(np.ascontiguousarray(image[rows[:, None], cols[None, :]]))
     inverse[:, 2] -= (x0, y0)
-    warped = Image.fromarray(np.ascontiguousarray(region)).transform(
+    if reduce < 1:
+        reduced = (max(1, round(region.width * reduce)), max(1, round(region.height * reduce)))
+        # the region's coordinates scale with it: (0, 0) stays the corner, pixel edges stay on integers
+        inverse = np.diag([reduced[0] / region.width, reduced[1] / region.height]) @ inverse
+        region = region.resize(reduced, Image.Resampling.LANCZOS)
+    warped = region.transform(
         (size, size), Image.Transform.AFFINE, inverse.ravel().tolist(), resample=Image.Resampling.BILINEAR
     )
     return np.asarray(warped)
