@@ -78,7 +78,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from faceattrs.inference.analyzer import Analyzer
     from faceattrs.inference.annotate import annotate
-    from faceattrs.inference.records import COLUMNS, rows_for
+    from faceattrs.inference.records import COLUMNS, rows_for, spreadsheet_safe
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
@@ -110,7 +110,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             faces += len(result.faces)
             for row in rows_for(result):
                 if writer:
-                    writer.writerow(row)
+                    writer.writerow(spreadsheet_safe(row))  # a file named "=HYPERLINK(...)" stays text
                 else:
                     out.write(json.dumps(row) + "\n")
             if args.annotate and result.image is not None:
@@ -151,6 +151,8 @@ def _cmd_app(args: argparse.Namespace) -> int:
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",
+        "--client.showErrorDetails", "none",  # an unexpected error shows no stack trace with server paths
+        "--client.showErrorLinks", "false",
     ]  # fmt: skip
     print(f"faceattrs app on http://{args.host}:{args.port} (Ctrl+C stops it)", file=sys.stderr)
     sys.stdout.flush()
@@ -159,22 +161,16 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from faceattrs.api.server import ApiSettings, create_app
+    from faceattrs.api.serving import serve
 
-    settings = ApiSettings.from_env(workers=args.workers)
+    settings = ApiSettings.from_env(
+        workers=args.workers, limit_concurrency=args.limit_concurrency, timeout_keep_alive=args.timeout_keep_alive
+    )
     app = create_app(settings)
     print(f"faceattrs API on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        access_log=not args.no_access_log,
-        loop=args.loop,
-        http=args.http,
-    )
+    serve(app, settings, host=args.host, port=args.port, loop=args.loop, http=args.http,
+          access_log=not args.no_access_log)  # fmt: skip
     return 0
 
 
@@ -407,6 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-access-log", action="store_true")
     serve.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="event loop")
     serve.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="HTTP parser")
+    serve.add_argument(
+        "--limit-concurrency", type=int, metavar="N",
+        help="connections and requests at once, 503 past it (default 64; env FACEATTRS_API_LIMIT_CONCURRENCY)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--timeout-keep-alive", type=int, metavar="S",
+        help="close idle keep-alive connections after S seconds (default 5; env FACEATTRS_API_TIMEOUT_KEEP_ALIVE)",
+    )  # fmt: skip
     serve.set_defaults(func=_cmd_serve)
 
     data = sub.add_parser("data", help="inspect a data set (UTKFace or FairFace) and make its split")

@@ -40,6 +40,14 @@ def test_analyze_multipart(client):
     assert body["model"]["sha256"] and body["timing_ms"] > 0
 
 
+def test_faces_are_numbered_from_1_and_rounded_as_the_cli_writes_them(client):
+    faces = client.post("/v1/analyze", files={"file": ("x.jpg", image("group_5.jpg"), "image/jpeg")}).json()["faces"]
+    assert [f["face"] for f in faces] == [1, 2, 3, 4, 5]  # as drawn on the annotated picture
+    for f in faces:
+        assert all(round(f[k], 1) == f[k] for k in ("x", "y", "w", "h", "age", "age_low", "age_high")), f
+        assert all(round(f[k], 4) == f[k] for k in ("det_score", "gender_prob", "p_white", "p_others")), f
+
+
 def test_analyze_raw_body_and_aligned(client):
     r = client.post("/v1/analyze", content=image("astronaut.jpg"), headers={"content-type": "image/jpeg"})
     assert r.status_code == 200 and len(r.json()["faces"]) == 1
@@ -60,12 +68,68 @@ def test_no_face_is_a_200_with_status(client):
         ("text.jpg", 400, "not_an_image"),
         ("truncated.jpg", 400, "corrupt"),
         ("bomb_30000.png", 413, "too_large"),
+        ("scan bomb", 400, "too_complex"),
+        ("icon", 400, "unsupported_format"),
     ],
 )
 def test_bad_images(client, name, status, code):
     # the name and content type claim a JPEG; content is sniffed
-    r = client.post("/v1/analyze", files={"file": ("photo.jpg", image(name), "image/jpeg")})
+    r = client.post("/v1/analyze", files={"file": ("photo.jpg", hostile(name), "image/jpeg")})
     assert_error(r, status, code)
+
+
+def hostile(name: str) -> bytes:
+    """A test image by name, or a file made to be refused: a JPEG of 20,000 scans, an ICO."""
+    import io
+
+    from PIL import Image
+
+    if name == "scan bomb":
+        from tests.inference.test_decode import scan_bomb
+
+        return scan_bomb()
+    if name == "icon":
+        buffer = io.BytesIO()
+        Image.new("RGB", (16, 16)).save(buffer, "ICO")
+        return buffer.getvalue()
+    return image(name)
+
+
+def test_a_tiny_aligned_crop_is_a_400_that_says_why(client):
+    tiny = hostile("icon")  # 16x16, but as a PNG so that it decodes
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(tiny)).convert("RGB").save(buffer, "PNG")
+    r = client.post("/v1/analyze?aligned=true", content=buffer.getvalue(), headers={"content-type": "image/png"})
+    body = assert_error(r, 400, "too_small")
+    assert "16x16 pixels" in body["error"]["message"]
+
+
+def test_a_huge_aligned_crop_is_refused_at_once(client):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2100, 2100), (200, 160, 140)).save(buffer, "PNG")  # over 4 MP: no aligned crop is that large
+    r = client.post("/v1/analyze?aligned=true", content=buffer.getvalue(), headers={"content-type": "image/png"})
+    assert "aligned face crop" in assert_error(r, 413, "too_large")["error"]["message"]
+
+
+def test_docs_work_offline(client):
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href|url)\s*[=:(]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls and not [u for u in urls if "://" in u or u.startswith("//")], urls  # nothing from the internet
+    assert '"validatorUrl": null' in page.text  # no badge from validator.swagger.io either
+    for url in urls:
+        asset = client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 200, url
 
 
 def test_empty_raw_body(client):

@@ -159,3 +159,86 @@ def test_no_caution_without_a_report(candidate_dir, monkeypatch):
     gender_accuracy_by_age.clear()
     assert gender_accuracy_by_age() is None
     gender_accuracy_by_age.clear()
+
+
+# --- hardening: no stack traces, a message for every error, nothing from the internet -----------------
+
+
+def test_the_app_never_shows_stack_traces(monkeypatch):
+    import os
+
+    import streamlit
+
+    page()  # runs main.py, which sets it for `streamlit run` too
+    assert streamlit.config.get_option("client.showErrorDetails") == "none"
+    from faceattrs import cli
+
+    started = []
+    monkeypatch.setattr(os, "execv", lambda exe, argv: started.append(argv))
+    cli.main(["app", "--port", "8599"])
+    (argv,) = started
+    assert argv[argv.index("--client.showErrorDetails") + 1] == "none"
+
+
+def test_the_page_icon_is_drawn_locally_not_fetched(monkeypatch):
+    import streamlit
+
+    icons = []
+    real = streamlit.set_page_config
+    monkeypatch.setattr(streamlit, "set_page_config", lambda **kw: icons.append(kw["page_icon"]) or real(**kw))
+    page()
+    # ":material/...:" and emoji icons are fetched by the browser from a font host or a CDN
+    assert icons and not isinstance(icons[0], str)
+
+
+def image_error_codes() -> set[str]:
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "src" / "faceattrs" / "inference"
+    text = (root / "decode.py").read_text() + (root / "analyzer.py").read_text()
+    return set(re.findall(r'ImageError\(\s*"(\w+)"', text))
+
+
+def test_every_image_error_code_has_its_own_message():
+    from faceattrs.app.messages import friendly
+
+    codes = image_error_codes()
+    assert {"unsupported_format", "too_complex", "too_small", "corrupt", "not_an_image"} <= codes
+    generic = friendly("no_such_code", "why", "x.jpg")
+    for code in codes:
+        message = friendly(code, "the reason", "x.jpg")
+        assert message != generic and "x.jpg" in message, code
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("scan bomb", "was refused: the image has over 100 scans"), ("icon", "in a format faceattrs does not open")],
+)
+def test_hostile_uploads_get_friendly_messages(kind, expected):
+    from tests.api.test_api import hostile
+
+    at = upload(page(), "photo.jpg", hostile(kind))
+    assert any(expected in m.value for m in at.error), [m.value for m in at.error]
+    assert "Traceback" not in texts(at)
+
+
+def test_the_csv_download_keeps_formulas_from_running():
+    from faceattrs.app.analyze_page import results_csv
+
+    rows = [{"path": '=HYPERLINK("http://evil.invalid","x").jpg', "face": 1, "x": -1.5, "error": "@SUM(A1)"}]
+    import csv
+    import io
+
+    (row,) = csv.DictReader(io.StringIO(results_csv(rows, ["white"])))
+    assert row["path"].startswith("'=HYPERLINK") and row["error"] == "'@SUM(A1)" and row["x"] == "-1.5"
+
+
+def test_about_page_explains_why_calibration_error_rose_on_test(model_dir, monkeypatch):
+    report = model_dir / "report.json"
+    if not report.is_file():
+        pytest.skip("this model folder has no report")
+    calibration = json.loads(report.read_text())["test"]["calibration"]
+    at = about_page(model_dir, monkeypatch)
+    captions = " ".join(c.value for c in at.caption)
+    if calibration["ethnicity_ece_after"] > calibration["ethnicity_ece_before"]:
+        assert "Why ethnicity's calibration error rose on test" in captions and "sampling noise" in captions

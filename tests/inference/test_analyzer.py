@@ -135,3 +135,96 @@ def test_annotate_draws_on_a_copy(analyzer):
     drawn = np.asarray(annotate(image, faces))
     assert drawn.shape == image.shape and not np.array_equal(drawn, image)
     assert np.array_equal(image, load_image(IMAGES / "group_5.jpg"))  # input untouched
+
+
+# --- aligned crops: bounded, and refused when too small ---------------------------------------------
+
+
+def test_a_huge_aligned_crop_is_shrunk_to_the_template_before_anything_is_measured(analyzer):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    big = np.kron(rng.integers(0, 255, (40, 40, 3)), np.ones((50, 50, 1))).astype(np.uint8)  # 2000x2000: the most
+    tracemalloc.start()
+    try:
+        (face,) = analyzer.analyze(big, aligned=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the quality scores ran in float32 on all 4 MP before (tens of MB of numpy arrays); now on 200x200
+    assert peak < 20e6, f"{peak / 1e6:.0f} MB of numpy arrays"
+    assert face.box == (0.0, 0.0, 2000.0, 2000.0)  # coordinates stay the input's
+    assert face.crop.shape == (200, 200, 3)
+
+
+def test_a_huge_aligned_crop_is_refused_from_its_header_before_decoding(analyzer, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2100, 2100), (200, 160, 140)).save(buffer, "PNG")  # 4.4 MP: a 49-MP one is the same
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("the crop was decoded"))
+    result = analyzer.analyze_image(buffer.getvalue(), aligned=True)
+    assert result.status == "error" and result.error_code == "too_large"
+    assert "4 megapixels for an aligned face crop" in result.error
+
+
+def test_crops_no_larger_than_the_template_are_used_exactly_as_they_are(analyzer):
+    crop = analyzer.analyze(IMAGES / "astronaut.jpg")[0].crop  # 200x200, like every UTKFace crop
+    (face,) = analyzer.analyze(crop, aligned=True)
+    assert np.array_equal(face.crop, crop)
+    direct = analyzer.model.predict([crop])
+    assert face.age == float(direct.age[0]) and face.gender_prob == float(direct.gender_proba[0].max())
+    small = np.ascontiguousarray(crop[::2, ::2])  # 100x100: smaller, not enlarged either
+    assert analyzer.analyze(small, aligned=True)[0].crop.shape == (100, 100, 3)
+
+
+def test_a_large_compressed_aligned_crop_is_still_flagged(analyzer):
+    import io
+
+    from PIL import Image
+
+    photo = Image.fromarray(load_image(IMAGES / "astronaut_1mp.jpg"))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=10)
+    (clean,), (blocky,) = analyzer.analyze(photo, aligned=True), analyzer.analyze(buffer.getvalue(), aligned=True)
+    assert "compressed" not in clean.quality_flags and "compressed" in blocky.quality_flags
+
+
+@pytest.mark.parametrize("shape", [(20, 200, 3), (200, 31, 3), (2, 2, 3)])
+def test_aligned_crops_under_32_pixels_are_refused_with_a_clear_error(analyzer, shape):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warnings on the way
+        result = analyzer.analyze_image(np.full(shape, 128, np.uint8), aligned=True)
+    assert result.status == "error" and result.error_code == "too_small"
+    assert f"{shape[1]}x{shape[0]} pixels" in result.error and "at least 32" in result.error
+
+
+@pytest.mark.parametrize("box", [(10.0, -6.0, 60.0, 140.0), (100.0, 0.0, 60.0, 128.0), (-4.0, 50.0, 40.0, 90.0)])
+def test_labels_stay_inside_the_picture_when_a_face_touches_its_edges(box):
+    from faceattrs.inference.annotate import _COLOURS
+    from faceattrs.inference.records import Face
+
+    image = np.zeros((128, 160, 3), np.uint8)
+    face = Face(0, box, 0.9, [], 34.0, 28.0, 41.0, "female", 0.9, "asian", 0.8, {})
+    drawn = np.asarray(annotate(image, [face]))
+    filled = np.all(drawn == _COLOURS[0], axis=2)
+    # the label is a filled block of the face's colour with black text: far more of the colour than the box's outline
+    rows_with_label = np.flatnonzero(filled.sum(axis=1) > 40)
+    assert len(rows_with_label) >= 10, "no label drawn inside the picture"
+
+
+def test_onnxruntime_telemetry_is_turned_off_before_any_session(model_dir, monkeypatch):
+    import onnxruntime
+
+    from faceattrs.inference.attribute_model import AttributeModel
+
+    calls = []
+    real = onnxruntime.InferenceSession
+    monkeypatch.setattr(onnxruntime, "disable_telemetry_events", lambda: calls.append("off"))
+    monkeypatch.setattr(onnxruntime, "InferenceSession", lambda *a, **k: calls.append("session") or real(*a, **k))
+    AttributeModel(model_dir)
+    assert calls[:2] == ["off", "session"]

@@ -44,7 +44,7 @@ def test_folder_is_walked_recursively_by_content(tmp_path, capsys):
     assert [(r["path"].split("/")[-1], r["status"]) for r in rows] == [("plain.png", "no_face")] + [
         ("group.data", "ok")
     ] * 5
-    assert [r["face"] for r in rows[1:]] == ["0", "1", "2", "3", "4"]
+    assert [r["face"] for r in rows[1:]] == ["1", "2", "3", "4", "5"]  # as numbered on the annotated pictures
     assert rows[0]["error"] == "no face found" and rows[0]["age"] == ""
     ok = rows[1]
     assert ok["gender"] in ("male", "female") and ok["ethnicity"] in (
@@ -120,3 +120,15 @@ def test_bad_arguments_exit_2(argv):
 def test_zero_batch_size_is_a_user_error(capsys):
     code, _, err = run(capsys, "predict", "--batch-size", "0", str(IMAGES / "astronaut.jpg"))
     assert code == 2 and "--batch-size must be at least 1" in err
+
+
+def test_a_file_named_like_a_formula_is_plain_text_in_the_csv_and_exact_in_jsonl(tmp_path, capsys, monkeypatch):
+    name = '=HYPERLINK("evil.invalid","click").jpg'  # a file name cannot hold a slash
+    shutil.copy(IMAGES / "astronaut.jpg", tmp_path / name)
+    monkeypatch.chdir(tmp_path)  # `faceattrs predict .` writes the names as they are, starting with "="
+    code, out, _ = run(capsys, "predict", ".")
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and row["path"] == "'" + name  # a spreadsheet shows it; it never runs it
+    assert float(row["age"]) > 0 and float(row["x"]) >= 0  # numbers stay numbers
+    code, out, _ = run(capsys, "predict", "--format", "jsonl", ".")
+    assert json.loads(out)["path"] == name

@@ -27,12 +27,12 @@ def a_face(names=SHIPPED_CLASSES, flags=()) -> Face:
     )
 
 
-def test_rows_round_as_the_cli_always_did():
-    face = a_face(flags=["blurry", "cut off"])
+def test_rows_round_as_the_cli_always_did_and_number_faces_from_1():
+    face = a_face(flags=["blurry", "cut off"])  # index 2: the third face
     (row,) = records.rows_for(ImageResult("a.jpg", "ok", faces=[face]))
     assert list(row) == list(records.columns(SHIPPED_CLASSES))
     assert row | {"p_white": 0} == {
-        "path": "a.jpg", "face": 2, "status": "ok", "x": 10.0, "y": 20.1, "w": 30.1, "h": 40.1,
+        "path": "a.jpg", "face": 3, "status": "ok", "x": 10.0, "y": 20.1, "w": 30.1, "h": 40.1,
         "det_score": 0.9877, "age": 34.0, "age_low": 27.7, "age_high": 40.9, "gender": "female",
         "gender_prob": 0.9123, "ethnicity": "others", "ethnicity_prob": 0.2667, "p_white": 0,
         "p_black": 0.1667, "p_asian": 0.2, "p_indian": 0.2333, "p_others": 0.2667,
@@ -61,16 +61,42 @@ def test_default_columns_come_from_the_default_models_metadata(model_dir, monkey
     assert tuple(empty) == records.COLUMNS and empty["error"] == "damaged"
 
 
-def test_the_api_and_to_dict_serialise_a_face_the_same_way_at_full_precision():
+def test_the_api_and_to_dict_give_the_cli_fields_rounded_alike_plus_landmarks_and_flags():
     from faceattrs.api.schemas import FaceOut
 
     face = a_face(flags=["small"])
     as_dict = face.to_dict()
     assert as_dict == records.face_dict(face) == FaceOut.of(face).model_dump()
-    assert as_dict["x"] == 10.04 and as_dict["landmarks"] == face.landmarks and as_dict["quality_flags"] == ["small"]
-    assert {k: v for k, v in as_dict.items() if k not in ("landmarks", "quality_flags")}.keys() == set(
-        records.columns(SHIPPED_CLASSES)
-    ) - {"path", "status", "error"}
+    (row,) = records.rows_for(ImageResult("a.jpg", "ok", faces=[face]))
+    # the same values as the CLI's row: no 15-digit coordinates
+    assert {k: v for k, v in as_dict.items() if k not in ("landmarks", "quality_flags")} == {
+        k: v for k, v in row.items() if k not in ("path", "status", "error")
+    }
+    assert as_dict["x"] == 10.0 and as_dict["h"] == 40.1 and as_dict["det_score"] == 0.9877
+    assert as_dict["landmarks"] == face.landmarks and as_dict["quality_flags"] == ["small"]
+
+
+def test_faces_are_numbered_from_1_in_every_output():
+    from faceattrs.api.schemas import FaceOut
+    from faceattrs.inference.annotate import short_label
+
+    first = a_face()
+    first.index = 0
+    (row,) = records.rows_for(ImageResult("a.jpg", "ok", faces=[first]))
+    assert first.number == 1 and row["face"] == 1 and FaceOut.of(first).face == 1
+    assert short_label(first).startswith("#1 ")
+
+
+def test_text_cells_that_start_a_formula_are_neutralised_for_spreadsheets():
+    face = a_face()
+    face.ethnicity_probs = dict.fromkeys(face.ethnicity_probs, -1.5)  # a negative number stays a number
+    (row,) = records.rows_for(ImageResult('=HYPERLINK("http://x","y").jpg', "ok", faces=[face]))
+    safe = records.spreadsheet_safe(row)
+    assert safe["path"] == '\'=HYPERLINK("http://x","y").jpg' and safe["p_white"] == -1.5
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert records.spreadsheet_safe({"path": start + "x"}) == {"path": "'" + start + "x"}
+    assert records.spreadsheet_safe({"path": "a=b.jpg", "x": -3.0}) == {"path": "a=b.jpg", "x": -3.0}
+    assert row["path"].startswith("=")  # the rows themselves (and JSON) keep the name exactly
 
 
 def test_quality_flags_come_in_a_fixed_order():

@@ -46,7 +46,7 @@ decisions about individuals.</p>
    <thead><tr><th>#</th><th>age</th><th>90% range</th><th>gender</th><th>ethnicity</th><th>notes</th></tr></thead>
    <tbody>
    {% for f in result.faces %}
-    <tr><td>{{ f.index + 1 }}</td><td>{{ "%.0f"|format(f.age) }}</td>
+    <tr><td>{{ f.number }}</td><td>{{ "%.0f"|format(f.age) }}</td>
      <td>{{ "%.0f"|format(f.age_low) }}–{{ "%.0f"|format(f.age_high) }}{{ age_bars(f) }}</td>
      <td>{{ f.gender }} ({{ "%.0f"|format(100 * f.gender_prob) }}%)</td>
      <td>{{ f.ethnicity }} ({{ "%.0f"|format(100 * f.ethnicity_prob) }}%)</td>

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from faceattrs.inference.analyzer import Face
-from faceattrs.inference.records import face_dict
+from faceattrs.inference.records import Face, face_dict
 
 
 class ErrorBody(BaseModel):
@@ -20,14 +19,19 @@ class ErrorResponse(BaseModel):
 
 
 class FaceOut(BaseModel):
-    """One face; the same fields as a row of `faceattrs predict`, plus landmarks and quality flags."""
+    """One face: the fields of a `faceattrs predict` row from `face` to the last `p_<class>`, rounded alike
+    (coordinates and ages to 0.1, scores and probabilities to 1e-4), plus landmarks and quality flags.
 
-    face: int = Field(description="index of the face in its image, numbered left to right")
-    x: float
-    y: float
-    w: float
-    h: float
-    det_score: float
+    The row's `path`, `status` and `error` are the image's here; the row's `error` for a face is its
+    quality flags in words (`low_quality: blurry`), here the list `quality_flags`.
+    """
+
+    face: int = Field(description="the face's number in its image, from 1, left to right: the number drawn on it")
+    x: float = Field(description="left edge of the face's box, pixels of the (EXIF-rotated) image, to 0.1")
+    y: float = Field(description="top edge of the box")
+    w: float = Field(description="width of the box")
+    h: float = Field(description="height of the box")
+    det_score: float = Field(description="the detector's confidence (1.0 for an aligned crop)")
     age: float = Field(description="apparent age in years: the median of the model's age distribution")
     age_low: float = Field(description="lower end of the 90% conformal age range")
     age_high: float
@@ -48,7 +52,7 @@ class FaceOut(BaseModel):
 
     @classmethod
     def of(cls, face: Face) -> FaceOut:
-        """``face`` as the API sends it: :func:`faceattrs.inference.records.face_dict`, at full precision."""
+        """``face`` as the API sends it: :func:`faceattrs.inference.records.face_dict`."""
         return cls(**face_dict(face))
 
 

@@ -8,7 +8,16 @@
 * Images stay in memory: bodies are read into bytes (multipart parts are kept
   in RAM, never spooled to a temporary file) and nothing about them is logged.
 * Inference runs in a bounded thread pool off the event loop; when workers
-  and queue are full the answer is 503 with ``Retry-After``.
+  and queue are full the answer is 503 with ``Retry-After``, given before the
+  body is read. A slot stays taken until its work has truly ended, also when
+  the request was answered 504 before that.
+* Bodies must arrive within ``body_timeout_s`` (else 408), and all requests
+  together hold at most ``max_buffered_bytes`` of bodies (else 503), so slow or
+  many uploads cannot grow the memory without bound. The connection limits
+  (count, header time and size, idle keep-alive) are set where uvicorn starts
+  (:mod:`faceattrs.api.serving`).
+* ``/docs`` is Swagger UI served from the package's own files: nothing a page
+  needs comes from the internet.
 
 >>> app = create_app(ApiSettings())  # doctest: +SKIP
 """
@@ -17,19 +26,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import logging
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Annotated, Any
 
+import fastapi_offline
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from faceattrs.api import page
 from faceattrs.api.schemas import (
@@ -41,7 +58,8 @@ from faceattrs.api.schemas import (
     ImageOut,
     ModelInfo,
 )
-from faceattrs.inference.analyzer import Analyzer, ImageResult
+from faceattrs.inference.analyzer import Analyzer
+from faceattrs.inference.records import ImageResult
 
 log = logging.getLogger("faceattrs.api")
 
@@ -57,6 +75,20 @@ class ApiSettings:
     workers: int = 2
     queue_size: int = 8
     max_faces: int = 50
+    #: seconds a request's body may take to arrive (408 after): an upload slower than that holds memory and a
+    #: connection for nothing. 20 MiB in 30 s is 5.6 Mbit/s; a proxy that buffers bodies delivers them at once
+    body_timeout_s: float = 30.0
+    #: bytes of request bodies all requests together may hold in memory (503 past it): 4 requests at the limit
+    max_buffered_bytes: int = 80 * 1024 * 1024
+    # the connection limits below are uvicorn's, applied by `faceattrs serve` (faceattrs.api.serving)
+    #: connections and requests at once (uvicorn's limit_concurrency); past it, 503 at once
+    limit_concurrency: int = 64
+    #: seconds an idle keep-alive connection is kept (uvicorn's timeout_keep_alive)
+    timeout_keep_alive: int = 5
+    #: seconds from a connection's start (on a keep-alive one: from a request's first byte) to the end of its headers
+    header_timeout_s: float = 10.0
+    #: bytes of request line and headers accepted (431 past it)
+    max_header_bytes: int = 32 * 1024
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ApiSettings:
@@ -67,6 +99,11 @@ class ApiSettings:
             if raw is not None:
                 values[f.name] = float(raw) if f.type == "float" else int(raw)
         return cls(**(values | {k: v for k, v in overrides.items() if v is not None}))
+
+
+#: Swagger UI's files, from the fastapi-offline wheel, served under DOCS_ASSETS
+SWAGGER_UI_FILES = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS = "/docs/assets"
 
 
 class ApiError(Exception):
@@ -81,12 +118,21 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
+#: for errors answered before the whole body was read: the connection closes, so the rest is never read
+CLOSE = {"Connection": "close"}
+BUSY = CLOSE | {"Retry-After": "1"}
+
 ERRORS = {
-    400: {"model": ErrorResponse, "description": "not a usable image (not_an_image, corrupt, empty, ...)"},
+    400: {
+        "model": ErrorResponse,
+        "description": "not a usable image: not_an_image, unsupported_format, corrupt, empty, too_complex (a file "
+        "built to be slow to decode), too_small (an aligned crop under 32 px), bad_multipart, missing_file, ...",
+    },
+    408: {"model": ErrorResponse, "description": "the body did not arrive within the body timeout"},
     413: {"model": ErrorResponse, "description": "request or image too large"},
     415: {"model": ErrorResponse, "description": "unsupported content type"},
     422: {"model": ErrorResponse, "description": "invalid parameters"},
-    503: {"model": ErrorResponse, "description": "queue full; retry after the Retry-After seconds"},
+    503: {"model": ErrorResponse, "description": "queue or upload memory full; retry after the Retry-After seconds"},
     504: {"model": ErrorResponse, "description": "analysis took longer than the per-request timeout"},
 }
 
@@ -102,44 +148,108 @@ def _request_body(field: str, many: bool) -> dict[str, Any]:
 
 
 class InferencePool:
-    """A fixed number of inference threads and a bounded queue in front of them."""
+    """A fixed number of inference threads and a bounded queue in front of them.
+
+    A slot is taken when work is admitted and given back when that work ends, on its own thread: a
+    request answered 504 leaves its work running (a thread cannot be stopped), and the slot stays
+    taken until it is done, so timed-out work can never pile up past ``workers + queue_size``.
+    """
 
     def __init__(self, workers: int, queue_size: int) -> None:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="faceattrs-infer")
         self.capacity = workers + queue_size
         self.admitted = 0
+        self._lock = threading.Lock()  # slots are given back on the inference threads
+
+    @property
+    def full(self) -> bool:
+        """Whether new work would be refused now."""
+        return self.admitted >= self.capacity
+
+    def _release(self, _: Future | None = None) -> None:
+        with self._lock:
+            self.admitted -= 1
 
     async def run(self, fn, *args, timeout: float):
         """``fn(*args)`` on an inference thread; 503 when threads and queue are full, 504 past ``timeout`` seconds."""
-        if self.admitted >= self.capacity:
-            raise ApiError(503, "queue_full", "the server is busy; retry shortly", {"Retry-After": "1"})
-        self.admitted += 1
+        with self._lock:
+            if self.admitted >= self.capacity:
+                raise ApiError(503, "queue_full", "the server is busy; retry shortly", {"Retry-After": "1"})
+            self.admitted += 1
         try:
-            future = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-            return await asyncio.wait_for(future, timeout)
+            work = self.executor.submit(fn, *args)
+        except BaseException:
+            self._release()
+            raise
+        work.add_done_callback(self._release)  # when the work truly ends, not when the caller stops waiting
+        try:
+            # shield: the 504 is answered at the timeout without waiting on (or trying to cancel) the work
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(work)), timeout)
         except TimeoutError:
             raise ApiError(504, "timeout", f"analysis took longer than {timeout:g} s") from None
+
+
+class BodyBudget:
+    """The bytes of request bodies that all requests together hold in memory, capped at ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0  # changed on the event loop only
+
+    @contextlib.contextmanager
+    def account(self) -> Iterator[Callable[[int], None]]:
+        """A ``take(n)`` that counts ``n`` more bytes held by one request (503 past the limit); all given back after."""
+        taken = 0
+
+        def take(n: int) -> None:
+            nonlocal taken
+            if self.held + n > self.limit:
+                raise ApiError(503, "busy", "the server is receiving too many uploads; retry shortly", BUSY)
+            self.held += n
+            taken += n
+
+        try:
+            yield take
         finally:
-            self.admitted -= 1
+            self.held -= taken
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes before reading them all."""
+async def read_body(
+    request: Request, limit: int, timeout: float = 30.0, take: Callable[[int], None] | None = None
+) -> bytes:
+    """The request body, refusing more than ``limit`` bytes before reading them all, or a body slower than ``timeout``.
+
+    ``take(n)`` is told of every ``n`` bytes read (a :class:`BodyBudget`'s). A client that goes away
+    mid-upload is logged as one line, not a traceback.
+    """
+    too_large = ApiError(413, "request_too_large", f"the request is larger than {limit // (1024 * 1024)} MB", CLOSE)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "request_too_large", f"the request is larger than {limit // (1024 * 1024)} MB")
+        raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "request_too_large", f"the request is larger than {limit // (1024 * 1024)} MB")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                if take is not None:
+                    take(len(chunk))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", f"the request body did not arrive within {timeout:g} s", CLOSE) from None
+    except ClientDisconnect:
+        log.warning("client went away during its upload, after %d bytes", size)  # one line; no traceback
+        message = "the client closed the connection during the upload"
+        raise ApiError(400, "client_disconnected", message, CLOSE) from None
     return b"".join(chunks)
 
 
-async def images_from_request(request: Request, settings: ApiSettings, field: str) -> list[tuple[str | None, bytes]]:
-    """(filename, bytes) of the uploaded images: multipart ``field`` parts, or the raw body."""
-    body = await read_body(request, settings.max_request_bytes)
+async def images_from_request(
+    request: Request, settings: ApiSettings, field: str, take: Callable[[int], None] | None = None
+) -> list[tuple[str | None, bytes]]:
+    """(filename, bytes) of the uploaded images: multipart ``field`` parts, or the raw body (``take``: read_body's)."""
+    body = await read_body(request, settings.max_request_bytes, settings.body_timeout_s, take)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         # Parse from the bytes already in memory; parts never reach a temporary file.
@@ -178,6 +288,7 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
     threads = max(1, (os.cpu_count() or 1) // settings.workers)
     analyzer = analyzer or Analyzer(max_pixels=settings.max_pixels, max_faces=settings.max_faces, threads=threads)
     pool = InferencePool(settings.workers, settings.queue_size)
+    budget = BodyBudget(max(settings.max_buffered_bytes, settings.max_request_bytes))
     meta = analyzer.model.metadata
     model_info = ModelInfo(name=meta["name"], version=str(meta["version"]), sha256=meta["sha256"])
 
@@ -187,7 +298,24 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
         description="Apparent age (with a 90% range), gender and ethnicity for every face in an image. "
         "Images are processed in memory and never stored. Trained on UTKFace: non-commercial research only; "
         "never use the output to make decisions about individuals.",
+        docs_url=None,  # FastAPI's own /docs loads Swagger UI from a CDN: served from the package below instead
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_FILES), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title="faceattrs API",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            # Swagger UI's default validator badge is an image from validator.swagger.io: off
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -209,6 +337,11 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
         log.error("internal error: %s", type(exc).__name__)  # never the request content
         return _error(500, "internal_error", "the server failed to process the request")
 
+    def refuse_early() -> None:
+        # a body is not worth receiving when no slot will be free to analyse it: 503 before reading it
+        if pool.full:
+            raise ApiError(503, "queue_full", "the server is busy; retry shortly", BUSY)
+
     def analyze_all(
         images: list[tuple[str | None, bytes]], aligned: bool, keep_images: bool = False
     ) -> list[ImageResult]:
@@ -226,10 +359,12 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
         aligned: Annotated[bool, Query(description="the image is an aligned face crop; skip detection")] = False,
     ) -> AnalyzeResponse:
         start = time.perf_counter()
-        images = await images_from_request(request, settings, "file")
-        if len(images) > 1:
-            raise ApiError(400, "too_many_files", "send one file here; use /v1/analyze/batch for several")
-        (result,) = await pool.run(analyze_all, images, aligned, timeout=settings.timeout_s)
+        refuse_early()
+        with budget.account() as take:
+            images = await images_from_request(request, settings, "file", take)
+            if len(images) > 1:
+                raise ApiError(400, "too_many_files", "send one file here; use /v1/analyze/batch for several")
+            (result,) = await pool.run(analyze_all, images, aligned, timeout=settings.timeout_s)
         if result.status == "error":
             status = 413 if result.error_code == "too_large" else 400
             raise ApiError(status, result.error_code or "bad_image", result.error or "not a usable image")
@@ -254,10 +389,12 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
         start = time.perf_counter()
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise ApiError(415, "unsupported_media_type", "send the images as multipart/form-data field 'files'")
-        images = await images_from_request(request, settings, "files")
-        if len(images) > settings.max_batch_images:
-            raise ApiError(413, "too_many_images", f"at most {settings.max_batch_images} images per batch")
-        results = await pool.run(analyze_all, images, aligned, timeout=settings.timeout_s)
+        refuse_early()
+        with budget.account() as take:
+            images = await images_from_request(request, settings, "files", take)
+            if len(images) > settings.max_batch_images:
+                raise ApiError(413, "too_many_images", f"at most {settings.max_batch_images} images per batch")
+            results = await pool.run(analyze_all, images, aligned, timeout=settings.timeout_s)
         out = []
         for i, ((name, _), result) in enumerate(zip(images, results, strict=True)):
             error = None
@@ -283,8 +420,10 @@ def create_app(settings: ApiSettings | None = None, analyzer: Analyzer | None = 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def home_upload(request: Request) -> HTMLResponse:
         try:
-            images = await images_from_request(request, settings, "file")
-            (result,) = await pool.run(analyze_all, images[:1], False, True, timeout=settings.timeout_s)
+            refuse_early()
+            with budget.account() as take:
+                images = await images_from_request(request, settings, "file", take)
+                (result,) = await pool.run(analyze_all, images[:1], False, True, timeout=settings.timeout_s)
             if result.status == "error":
                 raise ApiError(400, result.error_code or "bad_image", result.error or "not a usable image")
         except ApiError as exc:

@@ -16,8 +16,9 @@ import streamlit as st
 
 from faceattrs.app.messages import MAX_FACES, MAX_UPLOAD_MB, friendly, quality_warning
 from faceattrs.inference import attribute_model, records
-from faceattrs.inference.analyzer import Analyzer, Face, ImageResult
+from faceattrs.inference.analyzer import Analyzer
 from faceattrs.inference.annotate import annotate
+from faceattrs.inference.records import Face, ImageResult
 
 SAMPLE = "sample_photo.jpg"
 
@@ -91,7 +92,7 @@ def gender_accuracy_by_age() -> tuple[float, float] | None:
 def child_gender_note(face: Face, accuracy: tuple[float, float] | None) -> str | None:
     """A caution under the gender of a face that looks 12 or younger, with the measured accuracies when known.
 
-    >>> from faceattrs.inference.analyzer import Face
+    >>> from faceattrs.inference.records import Face
     >>> child = Face(0, (0, 0, 1, 1), 1.0, [], 6.0, 3.0, 9.0, "male", 0.6, "asian", 0.8, {})
     >>> child_gender_note(child, (0.768, 0.971))
     "Gender is hard to read from children's faces: on the test set it was right for 77% of faces aged 0–12 (97% older)."
@@ -108,7 +109,7 @@ def child_gender_note(face: Face, accuracy: tuple[float, float] | None) -> str |
 
 def _face_card(face: Face) -> None:
     with st.container(border=True):
-        st.markdown(f"#### Face {face.index + 1}")
+        st.markdown(f"#### Face {face.number}")
         crop_col, info_col = st.columns([1, 2])
         with crop_col:
             if face.crop is not None:
@@ -126,6 +127,16 @@ def _face_card(face: Face) -> None:
             st.bar_chart(age_chart(face), x="age", height=230, x_label="age (years)", y_label="", stack=True)
         if face.quality_flags:
             st.warning(quality_warning(face.quality_flags), icon=":material/warning:")
+
+
+def results_csv(rows: list[dict], ethnicities: list[str]) -> str:
+    """The CSV download: the CLI's columns, with text that a spreadsheet would run as a formula made plain text.
+
+    >>> print(results_csv([{"path": "=1+1.jpg", "face": 1, "x": -2.5}], ["white"]).splitlines()[1][:17])
+    '=1+1.jpg,1,,-2.5
+    """
+    safe = [records.spreadsheet_safe(row) for row in rows]  # an upload named "=HYPERLINK(...)" stays text
+    return pd.DataFrame(safe, columns=list(records.columns(ethnicities))).to_csv(index=False)
 
 
 def _show(name: str, result: ImageResult, ethnicities: list[str]) -> None:
@@ -148,7 +159,7 @@ def _show(name: str, result: ImageResult, ethnicities: list[str]) -> None:
         row["path"] = name
     a, b, c = st.columns(3)
     a.download_button("Annotated PNG", png.getvalue(), f"{name}.annotated.png", "image/png", key=f"png-{name}")
-    csv = pd.DataFrame(rows, columns=list(records.columns(ethnicities))).to_csv(index=False)
+    csv = results_csv(rows, ethnicities)
     b.download_button("Results CSV", csv, f"{name}.faces.csv", "text/csv", key=f"csv-{name}")
     c.download_button("Results JSON", json.dumps(rows, indent=1), f"{name}.faces.json", "application/json",
                       key=f"json-{name}")  # fmt: skip

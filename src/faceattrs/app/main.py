@@ -5,8 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from faceattrs.app import about_page, analyze_page
+from faceattrs.app.icon import page_icon
 
-st.set_page_config(page_title="faceattrs", page_icon=":material/face:", layout="wide")
+# An unexpected error shows a generic message, never a stack trace with the server's paths (the console keeps the
+# details); set here as well as by `faceattrs app`, so that `streamlit run` on this file is just as quiet.
+st.set_option("client.showErrorDetails", "none")
+st.set_page_config(page_title="faceattrs", page_icon=page_icon(), layout="wide")  # drawn locally: nothing from a CDN
 page = st.navigation(
     [
         st.Page(

@@ -49,6 +49,10 @@ class AttributeModel:
     def __init__(self, model_dir: Path | None = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        # onnxruntime's telemetry is process-wide and on by default (it reports through the OS's event tracing
+        # where there is one, as on Windows); faceattrs sends nothing anywhere. The Analyzer makes this session
+        # before the detector's, so both run with it off.
+        ort.disable_telemetry_events()
         folder = Path(model_dir) if model_dir else default_model_dir()
         model_bytes, self.metadata = read_model_folder(folder)
         options = ort.SessionOptions()
