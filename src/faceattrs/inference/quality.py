@@ -30,18 +30,20 @@ class QualityLimits:
     Each fires on at most 5% of clean photos unlike UTKFace's crops: FairFace's 2,001 validation photos
     (224 px web photos, tight around the face) and UTKFace validation faces pasted at face widths of
     800 and 1000 px (``benchmarks/quality_flags.py``, which refits them, and its results in
-    ``benchmarks/results/quality_flags.md``), and still fires on the degradation it is for.
+    ``benchmarks/results/quality_flags.md``), and still fires on the degradation it is for. Each limit
+    was moved from its UTKFace value only as far as needed to fire on at most 4% of each of those sets,
+    a point under the goal, so that samples of them stay within it.
     """
 
     #: faces whose eyes are closer than this (pixels in the photo) are flagged "small": fires on none of
     #: FairFace's validation faces nor the large faces, and on 98% of UTKFace crops shrunk to 40 px
     #: (eyes about 16 px apart)
     min_eye_distance: float = 20.0
-    #: aligned crops with a Laplacian variance below this are flagged "blurry": 5.1 is the 5th percentile
-    #: of FairFace's validation faces (6.0 before, the 1st percentile of UTKFace's validation crops,
-    #: median 29, flagged 6.5% of FairFace's); UTKFace's crops flag 1.5%, faces at 800 px and more none.
-    #: Blurred with a Gaussian of 3 px, every crop reads below it (99th percentile 4.0); of 1.5 px, a
-    #: third do (median 6.3)
+    #: aligned crops with a Laplacian variance below this are flagged "blurry": 4.8 is the 4th percentile
+    #: of FairFace's validation faces (4.0% flagged; 6.0 before, the 1st percentile of UTKFace's
+    #: validation crops, median 29, flagged 6.5% of FairFace's); UTKFace's crops flag 1.5%, faces at 800
+    #: and 1000 px none. UTKFace crops blurred with a Gaussian of 3 px flag 99.5% (99th percentile 4.0);
+    #: of 1.5 px, 34% (median 6.3)
     min_blur_score: float = 4.8
     #: aligned crops with a ``noise_score`` above this are flagged "noisy": 1.3 is about the 99th
     #: percentile of UTKFace's validation crops (median 0.41) and of FairFace's validation faces
@@ -52,12 +54,12 @@ class QualityLimits:
     #: the crop, smoothed by enlarging it, reads lower
     max_noise_score: float = 1.3
     #: faces whose aligned crop lies more than this share outside the photo are flagged "cut off", where
-    #: the face region's share (``max_face_outside_share``) is not measured: 0.33 is the 95th percentile
-    #: of FairFace's validation faces (0.27 before, the 99th percentile of UTKFace's crops, flagged 8%
-    #: of FairFace's: their tight photos end where the crop's hair and shoulders would be). It still
-    #: flags every UTKFace crop cut to its central 60% (median 0.64), but only a third of those whose
-    #: photo edge cuts a third of the crop's width away (median 0.32) and no quarter cuts: the face
-    #: region's share tells those apart
+    #: the face region's share (``max_face_outside_share``) is not measured: 0.34 is the 96th percentile
+    #: of FairFace's validation faces (3.8% flagged; 0.27 before, the 99th percentile of UTKFace's crops,
+    #: flagged 8% of FairFace's: their tight photos end where the crop's hair and shoulders would be). It
+    #: still flags every UTKFace crop cut to its central 60% (median 0.64), but only 17% of those whose
+    #: photo edge cuts a third of the crop's width away (median 0.32) and 1.5% of those cut by a quarter:
+    #: the face region's share tells those apart
     max_outside_share: float = 0.34
     #: faces whose face region (:func:`face_outside_share`, the crop's central 140 px) lies more than
     #: this share outside the photo are flagged "cut off": a tenth of the face. FairFace's validation
