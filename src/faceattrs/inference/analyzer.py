@@ -25,7 +25,13 @@ from faceattrs.inference.align import AlignmentTemplate, align_face, face_scale,
 from faceattrs.inference.attribute_model import AttributeModel, AttributePredictions
 from faceattrs.inference.decode import DEFAULT_MAX_PIXELS, ImageError, load_image
 from faceattrs.inference.detector import RetinaFaceDetector
-from faceattrs.inference.quality import DEFAULT_LIMITS, QualityLimits, blockiness_score, quality_flags
+from faceattrs.inference.quality import (
+    DEFAULT_LIMITS,
+    QualityLimits,
+    blockiness_score,
+    face_outside_share,
+    quality_flags,
+)
 from faceattrs.inference.records import Face, ImageResult
 from faceattrs.preprocessing import RESAMPLE
 
@@ -52,6 +58,8 @@ class _Candidate:
     eye_distance: float | None  # pixels in the photo; None for an already aligned crop
     outside: float | None  # share of the crop past the photo's edge; None for an already aligned crop
     blockiness: float
+    #: share of the crop's face region past the photo's edge (``quality.face_outside_share``); None when aligned
+    face_outside: float | None = None
 
 
 class Analyzer:
@@ -156,6 +164,7 @@ class Analyzer:
                     eye_distance=self._template_eye_distance / face_scale(matrix),
                     outside=outside_share(matrix, image.shape, self.template.size),
                     blockiness=blockiness_score(image, det.box),
+                    face_outside=face_outside_share(matrix, image.shape, self.template.size),
                 )
             )
         if not found:
@@ -222,7 +231,12 @@ class Analyzer:
             ethnicity_prob=float(eth.max()),
             ethnicity_probs={n: float(p) for n, p in zip(names, eth, strict=True)},
             quality_flags=quality_flags(
-                c.crop, eye_distance=c.eye_distance, outside=c.outside, blockiness=c.blockiness, limits=self.quality
+                c.crop,
+                eye_distance=c.eye_distance,
+                outside=c.outside,
+                blockiness=c.blockiness,
+                face_outside=c.face_outside,
+                limits=self.quality,
             ),
             crop=c.crop if self.keep_crops else None,
             age_probs=preds.age_proba[i],
