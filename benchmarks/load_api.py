@@ -99,23 +99,29 @@ async def drive(url: str, clients: int, total: int, max_seconds: float, data: by
     return latencies, statuses, time.perf_counter() - start
 
 
-def measure(args: argparse.Namespace, stack: str, clients: int) -> dict:
+def start_server(args: argparse.Namespace, stack: str, env: dict, stderr) -> tuple[subprocess.Popen, int, str]:
+    """``faceattrs serve`` on a free loopback port with the ``loop/http`` stack; returns once /healthz answers."""
     loop, http = stack.split("/")
     port = free_port()
-    env = {**os.environ, "FACEATTRS_API_QUEUE_SIZE": "16"}
     server = subprocess.Popen(
         [sys.executable, "-m", "faceattrs.cli", "serve", "--port", str(port), "--workers", str(args.workers),
          "--no-access-log", "--loop", loop, "--http", http],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL, stderr=stderr, env=env, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    return server, port, url
+
+
+def measure(args: argparse.Namespace, stack: str, clients: int) -> dict:
+    env = {**os.environ, "FACEATTRS_API_QUEUE_SIZE": "16"}
+    server, _, url = start_server(args, stack, env, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
         data = IMAGE.read_bytes()
         single, _, _ = asyncio.run(drive(url, 1, 5, 60, data))  # warm-up
         single, _, _ = asyncio.run(drive(url, 1, 50, 60, data))
@@ -325,21 +331,8 @@ async def phase(url: str, port: int, pid: int, seconds: float, normal_clients: i
 
 def hostile_mix(args: argparse.Namespace, stack: str) -> dict:
     """The normal clients alone, then beside the hostile mix, on one server with the shipped settings."""
-    loop, http = stack.split("/")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "faceattrs.cli", "serve", "--port", str(port), "--workers", str(args.workers),
-         "--no-access-log", "--loop", loop, "--http", http],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ), text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    server, port, url = start_server(args, stack, dict(os.environ), stderr=subprocess.PIPE)
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
         asyncio.run(drive(url, 1, 5, 60, IMAGE.read_bytes()))  # warm-up
         rss_before = rss_mb(server.pid)
         alone = asyncio.run(phase(url, port, server.pid, args.hostile_seconds, args.normal_clients, hostile=False))
