@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +80,7 @@ def project_parts(
         return parts
     from faceattrs.data.fairface import load_fairface_faces
 
-    found = load_fairface_faces(fairface, size)
-    faces = replace(found.faces, age_low=found.age_low, age_high=found.age_high)
+    faces = load_fairface_faces(fairface, size).faces  # its age groups ride along as age_low/age_high
     split = read_split(fairface_split)
     missing = [n for n in faces.names if n not in split]
     if missing:
