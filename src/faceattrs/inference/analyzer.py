@@ -13,7 +13,7 @@ this and nothing below it. Faces are batched across images.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,14 @@ class _Candidate:
     blockiness: float
     #: share of the crop's face region past the photo's edge (``quality.face_outside_share``); None when aligned
     face_outside: float | None = None
+
+
+@dataclass(eq=False)
+class LocatedImage:
+    """One input after :meth:`Analyzer.locate`: its result so far and its faces, waiting for the model."""
+
+    result: ImageResult
+    candidates: list[_Candidate]
 
 
 class Analyzer:
@@ -113,22 +121,25 @@ class Analyzer:
         keep_images: bool = False,
     ) -> Iterator[ImageResult]:
         """Results in input order; faces of several images share model batches."""
-        pending: list[tuple[ImageResult, list[_Candidate]]] = []
+        pending: list[LocatedImage] = []
         n_faces = 0
         for source in sources:
-            result, found = self._locate(source, aligned, keep_images)
-            pending.append((result, found))
-            n_faces += len(found)
+            located = self.locate(source, aligned, keep_images)
+            pending.append(located)
+            n_faces += len(located.candidates)
             if n_faces >= batch_size:
-                yield from self._finish(pending)
+                yield from self.finish(pending)
                 pending, n_faces = [], 0
         if pending:
-            yield from self._finish(pending)
+            yield from self.finish(pending)
 
-    # --- internals --------------------------------------------------------------------------
+    def locate(self, source: Source, aligned: bool = False, keep_image: bool = False) -> LocatedImage:
+        """The first half of :meth:`analyze_many`: decode one input, find, align and measure its faces.
 
-    def _locate(self, source: Source, aligned: bool, keep_image: bool) -> tuple[ImageResult, list[_Candidate]]:
-        """Decode one input and find, align and measure its faces (the model runs later, in batches)."""
+        The model runs later, in :meth:`finish`, over the faces of many images at once; the two halves
+        can run in different processes (the Ray engine of ``faceattrs predict`` does), since a
+        :class:`LocatedImage` holds only plain data.
+        """
         name = str(source) if isinstance(source, (str, Path)) else f"<{type(source).__name__}>"
         try:
             # an aligned crop's size is read from its header and refused before it is decoded when it is huge
@@ -137,7 +148,7 @@ class Analyzer:
             message = exc.message
             if aligned and exc.code == "too_large":
                 message += f" for an aligned face crop; shrink it to about {self.template.size} pixels a side first"
-            return ImageResult(name, "error", error_code=exc.code, error=message), []
+            return LocatedImage(ImageResult(name, "error", error_code=exc.code, error=message), [])
         result = ImageResult(name, "ok", width=image.shape[1], height=image.shape[0])
         if keep_image:
             result.image = image
@@ -145,9 +156,9 @@ class Analyzer:
             try:
                 candidate = self._aligned_candidate(image)
             except ImageError as exc:
-                return ImageResult(name, "error", error_code=exc.code, error=exc.message), []
+                return LocatedImage(ImageResult(name, "error", error_code=exc.code, error=exc.message), [])
             result.detected = 1
-            return result, [candidate]
+            return LocatedImage(result, [candidate])
         found = []
         detections = self.detector.detect(image)
         result.detected = len(detections)
@@ -169,7 +180,23 @@ class Analyzer:
             )
         if not found:
             result.status, result.error_code, result.error = "no_face", "no_face", "no face found"
-        return result, found
+        return LocatedImage(result, found)
+
+    def finish(self, located: Sequence[LocatedImage]) -> Iterator[ImageResult]:
+        """The second half of :meth:`analyze_many`: run the model once over every face of ``located``.
+
+        Yields each image's result in the order given.
+        """
+        crops = [c.crop for image in located for c in image.candidates]
+        preds = self.model.predict(crops) if crops else None  # a list: aligned inputs may differ in size
+        i = 0
+        for image in located:
+            for index, candidate in enumerate(image.candidates):
+                image.result.faces.append(self._face(index, candidate, preds, i))
+                i += 1
+            yield image.result
+
+    # --- internals --------------------------------------------------------------------------
 
     def _aligned_candidate(self, image: np.ndarray) -> _Candidate:
         """An already aligned crop as one face, no larger than the template (a larger one is shrunk first).
@@ -200,17 +227,6 @@ class Analyzer:
         window = (float(x0), float(y0), float(min(w - x0, size)), float(min(h - y0, size)))
         box = (0.0, 0.0, float(w), float(h))
         return _Candidate(box, 1.0, None, crop, None, None, blockiness_score(image, window))
-
-    def _finish(self, pending: list[tuple[ImageResult, list[_Candidate]]]) -> Iterator[ImageResult]:
-        """Run the model once over every face of ``pending`` and hand each image's result back in order."""
-        crops = [c.crop for _, found in pending for c in found]
-        preds = self.model.predict(crops) if crops else None  # a list: aligned inputs may differ in size
-        i = 0
-        for result, found in pending:
-            for index, candidate in enumerate(found):
-                result.faces.append(self._face(index, candidate, preds, i))
-                i += 1
-            yield result
 
     def _face(self, index: int, c: _Candidate, preds: AttributePredictions, i: int) -> Face:
         """The :class:`Face` of candidate ``c``, whose predictions are row ``i`` of ``preds``."""
