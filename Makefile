@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks experiments tools
-	$(BIN)/ruff format --check src tests benchmarks experiments tools
+	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff format --check src tests benchmarks experiments
 
 test: lint
 	$(BIN)/python -m pytest

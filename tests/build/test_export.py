@@ -89,18 +89,6 @@ def test_rescoring_a_shipped_model_gives_the_same_figures_and_leaves_it_alone(sh
     assert "| age bucket | n | age MAE | ethnicity acc. | gender acc. |" in card
 
 
-def test_a_self_distilled_models_card_says_how_it_was_fine_tuned(shipped):
-    from faceattrs.evaluation.model_card import render_model_card
-
-    model_dir, report, _ = shipped
-    meta = json.loads((model_dir / "metadata.json").read_text())
-    assert "fine-tuned for poor photos" not in render_model_card(meta, report)
-    meta["training"]["self_distillation"] = {"epochs": 2, "degrade": 0.5, "train_seconds": 1500}
-    card = render_model_card(meta, report)
-    assert "fine-tuned for poor photos (`faceattrs self-distill`, no labels): 2 more epochs" in card
-    assert "with 50% of them degraded" in card and "; 25 minutes." in card
-
-
 def test_the_packaged_model_card_is_the_one_its_metadata_and_report_render():
     from faceattrs.evaluation.model_card import render_model_card
     from faceattrs.model_folder import default_model_dir
@@ -125,28 +113,8 @@ def test_an_int8_models_card_says_how_it_was_quantised(shipped):
         "format": "onnxruntime static quantisation, QDQ",
     }
     card = render_model_card(meta, report)
-    assert "- Then stored as int8 (`faceattrs quantize`): weights int8 in 7 bits; activations uint8" in card
+    assert "- Then stored as int8 (`faceattrs build`, step 3): weights int8 in 7 bits; activations uint8" in card
     assert "onnxruntime static quantisation, QDQ. Temperatures and the age range were refitted" in card
-
-
-def test_a_descriptor_network_fine_tuned_on_labels_is_said_so_on_the_card(shipped):
-    from faceattrs.evaluation.model_card import render_model_card
-
-    model_dir, report, _ = shipped
-    meta = json.loads((model_dir / "metadata.json").read_text())
-    meta["training"]["descriptor_heads"] = {
-        "network": "dlib's face-recognition ResNet",
-        "input": "the model's input, upscaled",
-        "heads": "logistic regression",
-        "head_weight": {"ethnicity": 0.5, "gender": 0.45},
-        "weights_stored_as": "float16",
-    }
-    frozen = render_model_card(meta, report)
-    assert "dlib's face-recognition ResNet, never trained on age, gender or ethnicity labels." in frozen
-    meta["training"]["descriptor_heads"]["network_fine_tuning"] = {"config": {"epochs": 5}, "weights_sha256": "ab"}
-    tuned = render_model_card(meta, report)
-    assert "never trained" not in tuned
-    assert "then fine-tuned here on the train part's ethnicity and gender labels" in tuned and "5 epochs)" in tuned
 
 
 def test_a_candidate_exported_without_test_scores_never_reads_the_test_part(tmp_path):

@@ -6,13 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from faceattrs.build.descriptor_finetune import DescriptorFinetuneConfig
 from faceattrs.build.pipeline import BuildConfig, build
-from faceattrs.build.self_distill import SelfDistillConfig
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.training.recipes import MultiTaskSettings
 from tests.conftest import make_face_folder
-from tests.models.test_dlib_resnet import write_tiny_net
 
 
 def tiny_config(tmp_path, **changes) -> BuildConfig:
@@ -26,16 +23,13 @@ def tiny_config(tmp_path, **changes) -> BuildConfig:
     write_split(tmp_path / "split.csv", records, parts)
     work = tmp_path / "work"
     work.mkdir()
-    write_tiny_net(work / "dlib_net.xml", outputs=16)  # stands in for dlib's network: step 5 is skipped
     return BuildConfig(
         work_dir=work,
         data=folder,
         split=tmp_path / "split.csv",
         version="tiny",
         training=MultiTaskSettings(image_size=64, epochs=1, batch_size=8, pretrained=False),
-        self_distill=SelfDistillConfig(epochs=1, batch_size=8),
         quantize_faces=8,
-        descriptor_finetune=DescriptorFinetuneConfig(epochs=1, batch_size=2),  # 4 steps: the schedule needs 2+
         **changes,
     )
 
@@ -45,17 +39,16 @@ def test_the_build_runs_every_step_resumes_and_leaves_test_unread(tmp_path, monk
     config = tiny_config(tmp_path, validation_only=True)
     logged = []
     scores = build(config, log=logged.append)
-    assert [line.split(" ", 2)[2] for line in logged[:-1]] == [
-        "1/7 train the first network",
-        "2/7 export and calibrate",
-        "3/7 self-distil on degraded faces",
-        "4/7 store as int8",
-        "6/7 fine-tune the descriptor network",
-        "7/7 add the descriptor heads and score",
+    assert [line.split(" ", 2)[2].split(" (")[0] for line in logged[:-1]] == [
+        "0/4 read the data and crop FairFace's faces",
+        "1/4 train",
+        "2/4 export and calibrate",
+        "3/4 store as int8",
+        "4/4 score",
     ]
     model = AttributeModel(config.model_dir)  # the sha256 in the metadata is the file's
     assert model.metadata["version"] == "tiny"
-    assert {"quantization", "self_distillation", "descriptor_heads"} <= set(model.metadata["training"])
+    assert "quantization" in model.metadata["training"]
     assert model.predict(np.zeros((2, 200, 200, 3), np.uint8)).ethnicity_proba.shape == (2, 5)
     assert set(scores) == {"val"} and json.loads((config.model_dir / "validation.json").read_text())["n"] > 0
     assert not (config.model_dir / "report.json").exists()  # the test part was not scored
@@ -63,10 +56,13 @@ def test_the_build_runs_every_step_resumes_and_leaves_test_unread(tmp_path, monk
 
     logged.clear()
     build(config, log=logged.append)  # every intermediate exists: only the last step runs again
-    assert [line.split(" ", 2)[2] for line in logged[:-1]] == ["7/7 add the descriptor heads and score"]
+    assert [line.split(" ", 2)[2].split(" (")[0] for line in logged[:-1]] == [
+        "0/4 read the data and crop FairFace's faces",
+        "4/4 score",
+    ]
 
 
-def test_a_build_on_both_data_sets_without_the_optional_steps_scores_each(tmp_path, monkeypatch):
+def test_a_build_on_both_data_sets_scores_each(tmp_path, monkeypatch):
     import shutil
 
     from tests.conftest import IMAGES
@@ -89,19 +85,12 @@ def test_a_build_on_both_data_sets_without_the_optional_steps_scores_each(tmp_pa
         training=replace(base.training, fairface=True),
         fairface_data=fairface,
         fairface_split=split,
-        self_distill=None,
-        descriptor_finetune=None,
     )
     logged = []
     scores = build(config, log=logged.append)
-    assert [line.split(" ", 2)[2] for line in logged[:-1]] == [
-        "1/7 train the first network",
-        "2/7 export and calibrate",
-        "4/7 store as int8",
-        "7/7 score",
-    ]
+    assert len(logged) == 6 and logged[-1].split(" ", 2)[2].startswith("done:")
     model = AttributeModel(config.model_dir)
-    assert "descriptor_heads" not in model.metadata["training"] and "quantization" in model.metadata["training"]
+    assert "quantization" in model.metadata["training"]
     assert "FairFace" in model.metadata["training"]["data"]
     assert scores["test"]["fairface"]["n"] == 1 and scores["val"]["fairface"]["n"] == 1
     assert scores["test"]["n"] == 4  # UTKFace's test faces, scored apart

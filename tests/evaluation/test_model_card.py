@@ -5,18 +5,6 @@ def test_the_card_names_the_fitted_level():
     assert "`[Q8.1%, Q91.9%]`" in _interval_rule({"coverage": 0.9, "level": 0.0806})
 
 
-def test_the_card_says_whether_the_self_distillation_used_gender_labels():
-    from faceattrs.evaluation.model_card import _self_distillation
-
-    base = {"epochs": 2, "degrade": 0.5, "train_seconds": 1080}
-    (without,) = _self_distillation({"self_distillation": base})
-    assert "no labels" in without and "gender labels" not in without
-    (labelled,) = _self_distillation(
-        {"self_distillation": base | {"gender_label_weight": 1.0, "child_age": 12, "child_gender_weight": 4.0}}
-    )
-    assert "gender labels (loss weight 1, faces aged 12 or less weighted 4" in labelled and "no labels" not in labelled
-
-
 def test_the_card_names_the_age_buckets_where_the_range_held_less_often():
     from faceattrs.evaluation.model_card import _range_by_age_line
 

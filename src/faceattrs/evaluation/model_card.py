@@ -98,55 +98,14 @@ def _range_by_age_line(interval_report: dict[str, Any], floor: float = 0.85) -> 
     ]
 
 
-def _self_distillation(training: dict[str, Any]) -> list[str]:
-    tuned = training.get("self_distillation")
-    if not tuned:
-        return []
-    labels = tuned.get("gender_label_weight", 0)
-    return [
-        f"- Then fine-tuned for poor photos (`faceattrs self-distill`{'' if labels else ', no labels'}): "
-        f"{tuned['epochs']} more epochs in which the network, shown the train faces with {tuned['degrade']:.0%} of "
-        "them degraded (noise, JPEG, blur, greyscale, light, contrast, tight framing), learnt to give the outputs it "
-        "gave before on the clean faces"
-        + (
-            f", plus the gender labels (loss weight {labels:g}, faces aged {tuned['child_age']} or less weighted "
-            f"{tuned['child_gender_weight']:g}: the network had underfitted children's gender)"
-            if labels
-            else ""
-        )
-        + f"; {tuned['train_seconds'] / 60:.0f} minutes.",
-    ]
-
-
 def _quantization(training: dict[str, Any]) -> list[str]:
     quantized = training.get("quantization")
     if not quantized:
         return []
     return [
-        f"- Then stored as int8 (`faceattrs quantize`): weights {quantized['weights']}; activations "
+        f"- Then stored as int8 (`faceattrs build`, step 3): weights {quantized['weights']}; activations "
         f"{quantized['activations']}; {quantized['format']}. Temperatures and the age range were refitted "
         "on validation through the int8 file.",
-    ]
-
-
-def _descriptor_heads(training: dict[str, Any]) -> list[str]:
-    blend = training.get("descriptor_heads")
-    if not blend:
-        return []
-    w = blend["head_weight"]
-    tuned = blend.get("network_fine_tuning")
-    origin = (
-        f"then fine-tuned here on the train part's ethnicity and gender labels (`faceattrs finetune-descriptors`, "
-        f"{tuned['config']['epochs']} epochs)"
-        if tuned
-        else "never trained on age, gender or ethnicity labels"
-    )
-    return [
-        f"- Descriptor heads: a second network, {blend['network']}, {origin}. Its 128-d face descriptors "
-        f"({blend['input']}) feed {blend['heads']}; the ethnicity and gender "
-        f"outputs are weighted means of both networks' log-probabilities (descriptor weight {w['ethnicity']:.2f} "
-        f"for ethnicity, {w['gender']:.2f} for gender, chosen on validation). Age comes from the first network "
-        f"alone. Weight storage: {blend['weights_stored_as']}.",
     ]
 
 
@@ -199,9 +158,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"flip test-time augmentation "
         f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "
         f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
-        *_self_distillation(training),
         *_quantization(training),
-        *_descriptor_heads(training),
         "",
         "## Training data",
         "",

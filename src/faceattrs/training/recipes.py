@@ -128,7 +128,8 @@ def seed_age() -> Recipe:
 
 @dataclass(frozen=True)
 class MultiTaskSettings:
-    """Every knob of the multitask recipe; the defaults are the shipped model's recipe."""
+    """Every knob of the multitask recipe. The defaults train on UTKFace alone; the shipped model's values are
+    ``build.pipeline.BuildConfig().training`` (both data sets, 6 epochs)."""
 
     backbone: str = "lite1"  # "lite0": 16 blocks instead of 21, ~0.7x the compute; "lite2": wider, 24
     image_size: int = 128
