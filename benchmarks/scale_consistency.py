@@ -1,9 +1,10 @@
 """Does the photo pipeline read the same face the same way at every size?
 
-Each sampled **validation** face of UTKFace is enlarged or shrunk (Pillow's Lanczos filter, which
-antialiases when it shrinks) so that the face is W px wide, pasted in the middle of a neutral grey
-photo twice its size, and sent through ``Analyzer.analyze_many`` (detect -> align -> model), for W in
-40, 64, 100, 160, 250, 400 and 800 px. The face width is defined as **twice the distance between
+Each sampled **validation** face of UTKFace (and, as condition *fairface*, each sampled FairFace validation
+photo, whole, its face width measured from the detector's landmarks on the original) is enlarged or shrunk
+(Pillow's Lanczos filter, which antialiases when it shrinks) so that the face is W px wide, pasted in the
+middle of a neutral grey photo twice its size, and sent through ``Analyzer.analyze_many`` (detect -> align ->
+model), for W in 40, 64, 100, 160, 250, 400 and 800 px. The face width is defined as **twice the distance between
 the eye centres**: UTKFace's crops put the eyes 78.7 px apart on average (the alignment template,
 the mean landmark positions the detector finds on them), so a 200 px crop scaled by W / 157.4 shows
 a face W px wide on average; the aligned crop the model sees is 200 px, so the pipeline enlarges
@@ -48,7 +49,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from faceattrs import Analyzer
-from faceattrs.data.folders import UTKFACE_DIR, UTKFACE_SPLIT
+from faceattrs.data.fairface import pick_face, read_fairface
+from faceattrs.data.folders import FAIRFACE_DIR, FAIRFACE_SPLIT, UTKFACE_DIR, UTKFACE_SPLIT
 from faceattrs.data.labels import ETHNICITIES, GENDERS, parse_utkface_name
 from faceattrs.inference.align import AlignmentTemplate
 from faceattrs.model_folder import model_identity
@@ -81,7 +83,7 @@ def face_photo(crop: Image.Image, width: int, eye_distance: float, grain: float 
     (400, 400, 3)
     """
     side = max(1, round(crop.width * width / (2 * eye_distance)))
-    face = crop.resize((side, side), Image.Resampling.LANCZOS)
+    face = crop.resize((side, max(1, round(crop.height * side / crop.width))), Image.Resampling.LANCZOS)
     photo = Image.new("RGB", (2 * side, 2 * side), NEUTRAL)
     photo.paste(face, (side // 2, side // 2))
     if not grain:
@@ -99,20 +101,52 @@ def validation_names(n_faces: int, seed: int) -> list[str]:
     return names
 
 
-def read_faces(
-    analyzer: Analyzer, names: list[str], eye_distance: float, grain: float, desc: str
-) -> list[list[Reading]]:
+Label = tuple[int, int, int, int]  # age_low, age_high (equal for an exact age), gender, ethnicity
+
+
+def utkface_faces(names: list[str], eye_distance: float) -> list[tuple[Image.Image, float, Label]]:
+    """UTKFace's validation crops, their eyes ``eye_distance`` apart (the template's), and their labels."""
+    out = []
+    for name in names:
+        label = parse_utkface_name(name)
+        crop = Image.open(UTKFACE_DIR / name).convert("RGB")
+        out.append((crop, eye_distance, (label.age, label.age, label.gender, label.race)))
+    return out
+
+
+def fairface_faces(analyzer: Analyzer, n_faces: int, seed: int) -> tuple[list[str], list]:
+    """``n_faces`` FairFace validation photos (224 px web photos, whole), each with the distance between the eyes of
+    its labelled face (the largest, as the training crops take it) as the detector finds it, and its labels."""
+    with FAIRFACE_SPLIT.open(newline="") as f:
+        val = {row["file"] for row in csv.DictReader(f) if row["part"] == "val"}
+    records = [r for r in read_fairface(FAIRFACE_DIR, hashes=False, progress=False).records if r.file in val]
+    if 0 < n_faces < len(records):
+        records = [records[i] for i in np.sort(np.random.default_rng(seed).choice(len(records), n_faces, False))]
+    names, out = [], []
+    for record in records:
+        photo = Image.open(record.path).convert("RGB")
+        found = analyzer.detector.detect(np.asarray(photo))
+        chosen = pick_face(found, photo.width, photo.height)
+        if chosen is None:
+            continue
+        landmarks = found[chosen].landmarks
+        low, high = record.age_interval
+        names.append(record.file)
+        out.append((photo, float(np.linalg.norm(landmarks[1] - landmarks[0])), (low, high, record.gender, record.race)))
+    return names, out
+
+
+def read_faces(analyzer: Analyzer, faces: list, grain: float, desc: str) -> list[list[Reading]]:
     """Per face, per width: the most confident face found in its photo, or None."""
 
     def photos():
-        for i, name in enumerate(names):
-            crop = Image.open(UTKFACE_DIR / name).convert("RGB")
+        for i, (image, eye_distance, _) in enumerate(faces):
             for width in WIDTHS:
-                yield face_photo(crop, width, eye_distance, grain, seed=i * 1000 + width)
+                yield face_photo(image, width, eye_distance, grain, seed=i * 1000 + width)
 
     readings: list[Reading] = []
     results = analyzer.analyze_many(photos(), batch_size=32)
-    for result in tqdm(results, total=len(names) * len(WIDTHS), desc=desc, unit="photo"):
+    for result in tqdm(results, total=len(faces) * len(WIDTHS), desc=desc, unit="photo"):
         if result.faces:
             face = max(result.faces, key=lambda f: f.det_score)
             readings.append(
@@ -153,9 +187,9 @@ def _median_ages(faces: list[list[Reading]]) -> list[float]:
     return [float(np.median([r["age"] for r in face if r])) if any(face) else np.nan for face in faces]
 
 
-def per_width(faces: list[list[Reading]], names: list[str]) -> dict[str, dict[str, float]]:
-    """Per width: faces found, accuracy against the labels, distance from each face's median age, flags."""
-    labels = [parse_utkface_name(n) for n in names]
+def per_width(faces: list[list[Reading]], labels: list[Label]) -> dict[str, dict[str, float]]:
+    """Per width: faces found, accuracy against the labels (age: MAE for exact ages, else the share in the group),
+    distance from each face's median age, flags."""
     medians = _median_ages(faces)
     majority = []
     for face in faces:
@@ -166,14 +200,17 @@ def per_width(faces: list[list[Reading]], names: list[str]) -> dict[str, dict[st
         found = [i for i, face in enumerate(faces) if face[c] is not None]
         read = [faces[i][c] for i in found]
         ages = np.array([r["age"] for r in read])
+        low, high = np.array([labels[i][0] for i in found]), np.array([labels[i][1] for i in found])
+        exact = bool((low == high).all())
         out[str(width)] = {
             "found": len(found) / len(faces),
-            "age_mae": float(np.abs(ages - [labels[i].age for i in found]).mean()),
+            "age_mae": float(np.abs(ages - low).mean()) if exact else None,
+            "age_group_accuracy": None if exact else float(((ages >= low) & (ages <= high)).mean()),
             "gender_accuracy": float(
-                np.mean([GENDERS.index(r["gender"]) == labels[i].gender for r, i in zip(read, found, strict=True)])
+                np.mean([GENDERS.index(r["gender"]) == labels[i][2] for r, i in zip(read, found, strict=True)])
             ),
             "ethnicity_accuracy": float(
-                np.mean([ETHNICITIES.index(r["ethnicity"]) == labels[i].race for r, i in zip(read, found, strict=True)])
+                np.mean([ETHNICITIES.index(r["ethnicity"]) == labels[i][3] for r, i in zip(read, found, strict=True)])
             ),
             "age_off_median": float(np.median(np.abs(ages - [medians[i] for i in found]))),
             "gender_off_majority": float(
@@ -189,12 +226,15 @@ def markdown(report: dict, before: dict | None) -> str:
     """The summary and per-width tables; with ``before``, its figures beside this run's ("before → after")."""
 
     def cell(path: tuple[str, ...], fmt: str) -> str:
-        def value(run: dict) -> str:
+        def value(run: dict) -> str | None:
             for key in path:
+                if key not in run:
+                    return None  # a condition the earlier run did not have
                 run = run[key]
-            return fmt.format(run)
+            return "—" if run is None else fmt.format(run)
 
-        return value(report) if before is None else f"{value(before)} → {value(report)}"
+        earlier = None if before is None else value(before)
+        return value(report) if earlier is None else f"{earlier} → {value(report)}"
 
     pct, yrs = "{:.1%}", "{:.1f}"
     lines = [
@@ -219,9 +259,10 @@ def markdown(report: dict, before: dict | None) -> str:
             lines.append(f"| {condition} | {label} | " + " | ".join(figures) + " |")
     lines += [
         "",
-        "| condition | face width | faces found | age MAE | gender acc. | ethnicity acc. | median distance from the "
-        "face's median age | gender differs from the face's majority | flagged noisy | flagged (any) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| condition | face width | faces found | age MAE | age in its group | gender acc. | ethnicity acc. | "
+        "median distance from the face's median age | gender differs from the face's majority | flagged noisy | "
+        "flagged (any) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for condition, run in report["conditions"].items():
         for width in run["per_width"]:
@@ -230,6 +271,7 @@ def markdown(report: dict, before: dict | None) -> str:
                 for name, fmt in (
                     ("found", pct),
                     ("age_mae", "{:.2f}"),
+                    ("age_group_accuracy", pct),
                     ("gender_accuracy", pct),
                     ("ethnicity_accuracy", pct),
                     ("age_off_median", yrs),
@@ -242,8 +284,9 @@ def markdown(report: dict, before: dict | None) -> str:
     compared = f" Before → after: {before['label']} → {report['label']}." if before else ""
     grains = ", ".join(f"{name}: grain {sd:g}" for name, sd in report["grain"].items())
     lines.append(
-        f"\n{report['faces']} random validation faces (seed {report['seed']}), each pasted at every width into a "
-        "grey photo twice its size (face width: twice the distance between the eyes) and sent through detect → "
+        f"\n{report['faces']} random UTKFace validation faces (clean, grain) and {report['fairface_faces']} FairFace "
+        f"validation photos, whole (fairface; seed {report['seed']}), each pasted at every width into a grey photo "
+        "twice its size (face width: twice the distance between the eyes) and sent through detect → "
         f"align → model; the most confident face of each photo ({grains}: the standard deviation of the "
         f"noise added to every pixel). Ages are whole years, so the median spread moves in steps of 0.5 when "
         f"a few faces change; the mean shows smaller moves. Model version {report['model']['version']}.{compared}\n"
@@ -300,7 +343,8 @@ def plot(report: dict, before: dict | None, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=int, default=300, help="validation faces sampled (0: all 2,090)")
+    parser.add_argument("--faces", type=int, default=300, help="UTKFace validation faces sampled (0: all 2,090)")
+    parser.add_argument("--fairface-faces", type=int, default=300, help="FairFace validation photos (0: all 2,001)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results (default: results/)")
     parser.add_argument("--label", default="this run", help="what this run measures, e.g. 'antialiased alignment'")
@@ -317,19 +361,24 @@ def main() -> None:
         "faces": len(names),
         "seed": args.seed,
         "widths": list(WIDTHS),
-        "grain": CONDITIONS,
+        "grain": CONDITIONS | {"fairface": 0.0},
         "template_eye_distance": eye_distance,
         "conditions": {},
     }
-    for condition, grain in CONDITIONS.items():
-        faces = read_faces(analyzer, names, eye_distance, grain, condition)
+    utkface = utkface_faces(names, eye_distance)
+    fairface_names, fairface = fairface_faces(analyzer, args.fairface_faces, args.seed)
+    report["fairface_faces"] = len(fairface)
+    runs = [(condition, utkface, grain) for condition, grain in CONDITIONS.items()] + [("fairface", fairface, 0.0)]
+    for condition, sources, grain in runs:
+        faces = read_faces(analyzer, sources, grain, condition)
         report["conditions"][condition] = {
             "summary": {"all": summarise(faces, WIDTHS), "goal": summarise(faces, GOAL_WIDTHS)},
-            "per_width": per_width(faces, names),
+            "per_width": per_width(faces, [label for _, _, label in sources]),
             # faces (in the order of "files") x widths: the predicted age, None where no face was found
             "ages": [[None if r is None else r["age"] for r in face] for face in faces],
         }
     report["files"] = names
+    report["fairface_files"] = fairface_names
     before = json.loads(args.compare.read_text()) if args.compare else None
     if before:  # the earlier run's figures kept beside this run's
         before.pop("compared_with", None)

@@ -1,6 +1,7 @@
 """The ``faceattrs`` command line: the user commands first, then the ones that build the model.
 
-    faceattrs predict PATH...            age, gender and ethnicity of every face in photos (CSV or JSON lines)
+    faceattrs predict PATH...            age, gender and ethnicity of every face in photos (CSV, JSON lines, Parquet;
+                                         resumable; --engine ray for a cluster: faceattrs.batch)
     faceattrs app                        the web app on http://127.0.0.1:8501
     faceattrs serve                      the HTTP API and its upload page on http://127.0.0.1:8000
     faceattrs data inspect|split DIR     counts, label quirks and duplicates; the committed split
