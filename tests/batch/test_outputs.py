@@ -147,3 +147,14 @@ def test_a_parquet_folder_with_other_files_is_not_emptied(tmp_path):
 
 def test_an_unreadable_path_has_an_identity_too(tmp_path):
     assert file_identity(tmp_path / "missing.jpg") == (str(tmp_path / "missing.jpg"), -1, -1)
+
+
+def test_resume_refuses_an_output_without_a_manifest_and_starts_a_missing_one(tmp_path, photos):
+    written_elsewhere = tmp_path / "old.csv"
+    written_elsewhere.write_text("path,face\na.jpg,1\n")
+    with pytest.raises(OutputError, match="no manifest"):
+        ShardedOutput(written_elsewhere, "csv", COLUMNS, resume=True)
+    assert written_elsewhere.read_text() == "path,face\na.jpg,1\n"  # nothing lost
+    with ShardedOutput(tmp_path / "new.csv", "csv", COLUMNS, resume=True) as out:
+        predict_files(photos[:2], fake_engine([]), out, progress=False)
+    assert len(read(tmp_path / "new.csv", "csv")) >= 2

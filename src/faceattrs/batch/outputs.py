@@ -76,8 +76,8 @@ def parquet_schema(columns: Sequence[str]):
 class ShardedOutput:
     """Rows of ``columns`` in ``format``, written to ``path`` (stdout when None) a shard at a time.
 
-    With ``resume``, an output that a manifest describes is continued: :attr:`done` holds the files it
-    covers; otherwise anything at ``path`` is replaced.
+    With ``resume``, an output that a manifest describes is continued (:attr:`done` holds the files it covers),
+    one without a manifest is refused and a missing one is started; without, anything at ``path`` is replaced.
 
     >>> out = ShardedOutput(None, "jsonl", ("path", "age"))  # doctest: +SKIP
     >>> out.write_shard([{"path": "a.jpg", "age": 31.5}], [("a.jpg", 1024, 0)])  # doctest: +SKIP
@@ -101,6 +101,8 @@ class ShardedOutput:
         header = {"format": format, "columns": list(self.columns)}
         if resume and self.manifest.is_file():
             self._resume(header)
+        elif resume and path.exists():
+            raise OutputError(f"{path} has no manifest ({self.manifest.name}) to resume from; run without --resume")
         else:
             self._start(header)
 
