@@ -77,7 +77,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from faceattrs.batch.run import local_engine, predict_files
     from faceattrs.inference.analyzer import Analyzer
     from faceattrs.inference.annotate import annotate
-    from faceattrs.inference.records import columns
+    from faceattrs.inference.records import columns, default_ethnicities
 
     fmt = output_format(args.format, args.output)
     if args.batch_size is not None and args.batch_size < 1:
@@ -91,8 +91,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.engine == "ray" and args.annotate is not None:
         raise UserError("--annotate works with the local engine only (the Ray engine keeps photos on its workers)")
     inputs, skipped = _iter_inputs(args.paths)
-    analyzer = Analyzer(threads=args.threads)
-    if args.engine == "ray":
+    if args.engine == "ray":  # the workers load the model; this process only writes the rows
         try:
             from faceattrs.batch.ray_engine import ray_engine
         except ImportError:
@@ -108,9 +107,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         if args.annotate:
             args.annotate.mkdir(parents=True, exist_ok=True)
-        engine = local_engine(analyzer, args.aligned, args.batch_size, save_annotated if args.annotate else None)
+        engine = local_engine(
+            Analyzer(threads=args.threads), args.aligned, args.batch_size, save_annotated if args.annotate else None
+        )
     try:
-        with ShardedOutput(args.output, fmt, columns(analyzer.model.ethnicities), resume=args.resume) as output:
+        with ShardedOutput(args.output, fmt, columns(default_ethnicities()), resume=args.resume) as output:
             summary = predict_files(inputs, engine, output, shard_files=args.shard_size)
     except OutputError as exc:
         raise UserError(str(exc)) from None

@@ -81,6 +81,8 @@ def local_engine(
     """The engine of one process: ``analyzer.analyze_many`` (``on_result(i, ImageResult)`` sees each result)."""
     from faceattrs.inference.records import rows_for
 
+    ethnicities = analyzer.model.ethnicities
+
     def run(paths: Sequence[str]) -> Iterator[FileRows]:
         kwargs = {"batch_size": batch_size} if batch_size is not None else {}
         for i, result in enumerate(
@@ -88,7 +90,6 @@ def local_engine(
         ):
             if on_result is not None:
                 on_result(i, result)
-            ethnicities = analyzer.model.ethnicities
             yield FileRows(result.status, len(result.faces), rows_for(result, ethnicities))
 
     return run
