@@ -87,6 +87,11 @@ def test_about_page_names_the_data_sets_the_model_learnt_from():
     assert alone.startswith("One EfficientNet-Lite1 network") and "FairFace" not in alone
     both = describe_model({"training": training | {"data": "UTKFace ...; FairFace training images ..."}})
     assert "UTKFace's face crops and FairFace's web photos (17224 training faces)" in both
+    assert both.endswith(
+        "shipped as ONNX. Faces are detected with RetinaFace and aligned to UTKFace's crop geometry first."
+    )
+    blended = describe_model({"training": training | {"descriptor_heads": {"head_weight": {}}}})
+    assert "a second one, dlib's face-recognition ResNet" in blended and "shipped as ONNX" not in blended
 
 
 def test_age_chart_splits_the_distribution_at_the_range():

@@ -117,6 +117,24 @@ def test_an_int8_models_card_says_how_it_was_quantised(shipped):
     assert "onnxruntime static quantisation, QDQ. Temperatures and the age range were refitted" in card
 
 
+def test_descriptor_heads_are_said_so_on_the_card(shipped):
+    from faceattrs.evaluation.model_card import render_model_card
+
+    model_dir, report, _ = shipped
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert "Descriptor heads" not in render_model_card(meta, report)
+    meta["training"]["descriptor_heads"] = {
+        "network": "dlib's face-recognition ResNet",
+        "input": "the model's input, upscaled",
+        "heads": "logistic regression",
+        "head_weight": {"ethnicity": 0.5, "gender": 0.45},
+        "weights_stored_as": "float16",
+    }
+    card = render_model_card(meta, report)
+    assert "dlib's face-recognition ResNet, never trained on age, gender or ethnicity labels." in card
+    assert "(descriptor weight 0.50 for ethnicity, 0.45 for gender, chosen on validation)" in card
+
+
 def test_a_candidate_exported_without_test_scores_never_reads_the_test_part(tmp_path):
     from faceattrs.build.export import ship
     from faceattrs.data.cache import load_faces

@@ -10,6 +10,7 @@ from faceattrs.build.pipeline import BuildConfig, build
 from faceattrs.inference.attribute_model import AttributeModel
 from faceattrs.training.recipes import MultiTaskSettings
 from tests.conftest import make_face_folder
+from tests.models.test_dlib_resnet import write_tiny_net
 
 
 def tiny_config(tmp_path, **changes) -> BuildConfig:
@@ -23,6 +24,7 @@ def tiny_config(tmp_path, **changes) -> BuildConfig:
     write_split(tmp_path / "split.csv", records, parts)
     work = tmp_path / "work"
     work.mkdir()
+    write_tiny_net(work / "dlib_net.xml", outputs=16)  # stands in for dlib's network: step 4 is skipped
     return BuildConfig(
         work_dir=work,
         data=folder,
@@ -40,15 +42,15 @@ def test_the_build_runs_every_step_resumes_and_leaves_test_unread(tmp_path, monk
     logged = []
     scores = build(config, log=logged.append)
     assert [line.split(" ", 2)[2].split(" (")[0] for line in logged[:-1]] == [
-        "0/4 read the data and crop FairFace's faces",
-        "1/4 train",
-        "2/4 export and calibrate",
-        "3/4 store as int8",
-        "4/4 score",
+        "0/5 read the data and crop FairFace's faces",
+        "1/5 train",
+        "2/5 export and calibrate",
+        "3/5 store as int8",
+        "5/5 add the descriptor heads and score",
     ]
     model = AttributeModel(config.model_dir)  # the sha256 in the metadata is the file's
     assert model.metadata["version"] == "tiny"
-    assert "quantization" in model.metadata["training"]
+    assert {"quantization", "descriptor_heads"} <= set(model.metadata["training"])
     assert model.predict(np.zeros((2, 200, 200, 3), np.uint8)).ethnicity_proba.shape == (2, 5)
     assert set(scores) == {"val"} and json.loads((config.model_dir / "validation.json").read_text())["n"] > 0
     assert not (config.model_dir / "report.json").exists()  # the test part was not scored
@@ -57,8 +59,8 @@ def test_the_build_runs_every_step_resumes_and_leaves_test_unread(tmp_path, monk
     logged.clear()
     build(config, log=logged.append)  # every intermediate exists: only the last step runs again
     assert [line.split(" ", 2)[2].split(" (")[0] for line in logged[:-1]] == [
-        "0/4 read the data and crop FairFace's faces",
-        "4/4 score",
+        "0/5 read the data and crop FairFace's faces",
+        "5/5 add the descriptor heads and score",
     ]
 
 
@@ -85,12 +87,14 @@ def test_a_build_on_both_data_sets_scores_each(tmp_path, monkeypatch):
         training=replace(base.training, fairface=True),
         fairface_data=fairface,
         fairface_split=split,
+        descriptor_heads=False,
     )
     logged = []
     scores = build(config, log=logged.append)
     assert len(logged) == 6 and logged[-1].split(" ", 2)[2].startswith("done:")
     model = AttributeModel(config.model_dir)
-    assert "quantization" in model.metadata["training"]
+    assert logged[-2].split(" ", 2)[2] == "5/5 score"
+    assert "quantization" in model.metadata["training"] and "descriptor_heads" not in model.metadata["training"]
     assert "FairFace" in model.metadata["training"]["data"]
     assert scores["test"]["fairface"]["n"] == 1 and scores["val"]["fairface"]["n"] == 1
     assert scores["test"]["n"] == 4  # UTKFace's test faces, scored apart

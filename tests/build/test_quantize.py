@@ -73,6 +73,19 @@ def test_metadata_names_the_base_and_refits_the_calibration_on_validation(quanti
     AttributeModel(root / "int8")  # the sha256 in the metadata is the file's
 
 
+def test_descriptor_heads_on_an_int8_model_say_both_networks_are_int8(quantised, tmp_path):
+    from faceattrs.build.descriptor_heads import add_descriptor_heads
+    from tests.models.test_dlib_resnet import write_tiny_net
+
+    root, faces, _ = quantised
+    write_tiny_net(tmp_path / "net.xml", outputs=16)
+    parts = {"train": faces, "val": faces, "test": faces}
+    add_descriptor_heads(root / "int8", tmp_path / "net.xml", tmp_path / "blend", parts, version="b", int8=True)
+    storage = json.loads((tmp_path / "blend" / "metadata.json").read_text())["training"]["descriptor_heads"]
+    expected = "first network int8 (training.quantization); descriptor network int8"
+    assert storage["weights_stored_as"].startswith(expected)
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_any_number_of_calibration_faces_works_with_every_method(quantised, method):
     from faceattrs.build.quantize import quantize_int8

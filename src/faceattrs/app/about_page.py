@@ -36,8 +36,16 @@ def describe_model(metadata: dict) -> str:
     )
     text = (
         f"One {training['backbone'].split(',')[0]} network (ImageNet-pretrained) with three heads, trained on "
-        f"{data} ({training['n_train']} training faces) on 2 CPU cores, shipped as ONNX"
+        f"{data} ({training['n_train']} training faces) on 2 CPU cores"
     )
+    if training.get("descriptor_heads"):
+        text += (
+            ", and a second one, dlib's face-recognition ResNet (trained on identities only, never on these "
+            "labels), whose face descriptors feed ethnicity and gender heads that are averaged with the first "
+            "network's; both ship in one ONNX file"
+        )
+    else:
+        text += ", shipped as ONNX"
     return text + ". Faces are detected with RetinaFace and aligned to UTKFace's crop geometry first."
 
 

@@ -6,7 +6,9 @@ The steps, in order (minutes measured by ``build_times.json`` on these 2 CPU cor
 1. ``train``: EfficientNet-Lite1 multi-task on both data sets (``training.recipes.multitask``)
 2. ``first``: exported to ONNX, calibrated on validation (``build.export.ship``)
 3. ``first_int8``: stored as int8, recalibrated (``build.quantize``)
-4. the output folder: the int8 model under the build's version, scored once
+4. ``dlib_net.xml``: dlib's face-recognition network dumped as XML (``tools/dlib_face_net``; needs g++ and pip)
+5. the output folder: the int8 model with descriptor heads on that network (``build.descriptor_heads``;
+   its ethnicity and gender blended with logistic regressions on the face descriptors), scored once
 
 Every step writes into ``work_dir``; a step whose output exists is skipped, so an interrupted build
 is resumed by running it again (the training resumes from its checkpoint). Each folder is written
@@ -15,7 +17,7 @@ The validation part chooses and calibrates everything; the test part is read onc
 and not at all with ``validation_only``.
 
 >>> BuildConfig().version, BuildConfig().training.backbone, BuildConfig().training.fairface
-('18', 'lite1', True)
+('19', 'lite1', True)
 >>> build(BuildConfig(work_dir=Path("runs/build"), out=Path("src/faceattrs/assets")))  # doctest: +SKIP
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +37,9 @@ from faceattrs.data.folders import FAIRFACE_DIR, FAIRFACE_SPLIT, UTKFACE_DIR, UT
 from faceattrs.model_folder import MODEL_FILE, derived_metadata, read_model_folder, write_model_folder
 from faceattrs.training.recipes import MultiTaskSettings
 
+#: the script that dumps dlib's network: in the checkout the build runs from (its data lies beside it too)
+DLIB_DUMP_SCRIPT = Path(__file__).resolve().parents[3] / "tools" / "dlib_face_net" / "make_net_xml.sh"
+
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -42,7 +48,7 @@ class BuildConfig:
     work_dir: Path = Path("runs/build")
     #: the finished model folder (default ``work_dir/model``); ``src/faceattrs/assets`` replaces the shipped one
     out: Path | None = None
-    version: str = "18"
+    version: str = "19"
     data: Path = UTKFACE_DIR
     split: Path = UTKFACE_SPLIT
     #: FairFace's folder and split, read when the training settings ask for it (``training.fairface``)
@@ -57,6 +63,10 @@ class BuildConfig:
     coverage: float = 0.9
     quantize_method: str = DEFAULT_METHOD
     quantize_faces: int = CALIBRATION_FACES
+    #: steps 4-5: blend in heads on dlib's face descriptors; False ships the int8 network alone
+    descriptor_heads: bool = True
+    #: how the descriptor network's int8 activation ranges are set
+    descriptor_calibration: str = DEFAULT_METHOD
 
     @property
     def model_dir(self) -> Path:
@@ -86,7 +96,7 @@ def build(config: BuildConfig = BuildConfig(), log: Callable[[str], None] = prin
 
     Steps whose output exists in ``config.work_dir`` are skipped (see the module docstring).
     """
-    from faceattrs.build import export, quantize
+    from faceattrs.build import descriptor_heads, export, quantize
     from faceattrs.training.checkpoint import load_weights
     from faceattrs.training.engine import train
     from faceattrs.training.protocols import project_parts
@@ -97,19 +107,19 @@ def build(config: BuildConfig = BuildConfig(), log: Callable[[str], None] = prin
     recipe = multitask(**asdict(config.training))
     times_file = work / "build_times.json"  # minutes per step, kept across resumed runs
     timings: dict[str, float] = json.loads(times_file.read_text()) if times_file.is_file() else {}
-    t0 = _step("0/4 read the data and crop FairFace's faces (cached in .cache/)", log)
+    t0 = _step("0/5 read the data and crop FairFace's faces (cached in .cache/)", log)
     fairface = config.fairface_data if config.training.fairface else None
     parts = project_parts(recipe.input_size, config.data, config.split, fairface, config.fairface_split)
     timings.setdefault("data", _minutes(t0))  # a resumed build reads the cache: keep the first run's time
-    run, first, int8 = work / "multitask", work / "first", work / "first_int8"
+    run, first, int8, net_xml = work / "multitask", work / "first", work / "first_int8", work / "dlib_net.xml"
 
     if not (run / "model.safetensors").is_file():
-        t0 = _step("1/4 train", log)
+        t0 = _step("1/5 train", log)
         train(recipe, parts["train"], parts["val"], run, seed=config.seed, resume=True,
               extra_config={"protocol": "project", "split": str(config.split)})  # fmt: skip
         timings["train"] = _minutes(t0)
     if not (first / MODEL_FILE).is_file():
-        t0 = _step("2/4 export and calibrate", log)
+        t0 = _step("2/5 export and calibrate", log)
         run_config = json.loads((run / "config.json").read_text()) | {"version": f"{config.version}-first"}
         shipped = multitask(**(asdict(config.training) | {"pretrained": False}))
         model = load_weights(shipped.build_model(), run / "model.safetensors").eval()
@@ -120,18 +130,29 @@ def build(config: BuildConfig = BuildConfig(), log: Callable[[str], None] = prin
         _into(first, write_first)
         timings["export"] = _minutes(t0)
     if not (int8 / MODEL_FILE).is_file():
-        t0 = _step("3/4 store as int8", log)
+        t0 = _step("3/5 store as int8", log)
         _into(int8, lambda folder: quantize.quantize_model_dir(
             first, folder, parts, version=f"{config.version}-first-int8",
             method=config.quantize_method, n_faces=config.quantize_faces))  # fmt: skip
         timings["quantize"] = _minutes(t0)
 
-    t0 = _step("4/4 score", log)
+    if config.descriptor_heads and not net_xml.is_file():
+        t0 = _step("4/5 dump dlib's face-recognition network", log)
+        partial = net_xml.with_name(net_xml.name + ".partial")
+        subprocess.run(["bash", str(DLIB_DUMP_SCRIPT), str(partial)], check=True)
+        partial.replace(net_xml)
+        timings["dlib_net"] = _minutes(t0)
+
+    t0 = _step("5/5 add the descriptor heads and score" if config.descriptor_heads else "5/5 score", log)
     out = config.model_dir
 
     def write_final(folder: Path) -> None:
-        onnx_bytes, metadata = read_model_folder(int8)
-        write_model_folder(folder, onnx_bytes, derived_metadata(metadata, config.version))
+        if config.descriptor_heads:
+            descriptor_heads.add_descriptor_heads(int8, net_xml, folder, parts, version=config.version, int8=True,
+                                                  calibration_method=config.descriptor_calibration)  # fmt: skip
+        else:
+            onnx_bytes, metadata = read_model_folder(int8)
+            write_model_folder(folder, onnx_bytes, derived_metadata(metadata, config.version))
 
     if out.exists():
         shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)

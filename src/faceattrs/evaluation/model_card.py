@@ -109,6 +109,20 @@ def _quantization(training: dict[str, Any]) -> list[str]:
     ]
 
 
+def _descriptor_heads(training: dict[str, Any]) -> list[str]:
+    blend = training.get("descriptor_heads")
+    if not blend:
+        return []
+    w = blend["head_weight"]
+    return [
+        f"- Descriptor heads (`faceattrs build`, steps 4-5): a second network, {blend['network']}, never trained on "
+        f"age, gender or ethnicity labels. Its 128-d face descriptors ({blend['input']}) feed {blend['heads']}; the "
+        "ethnicity and gender outputs are weighted means of both networks' log-probabilities (descriptor weight "
+        f"{w['ethnicity']:.2f} for ethnicity, {w['gender']:.2f} for gender, chosen on validation). Age comes from "
+        f"the first network alone. Weight storage: {blend['weights_stored_as']}.",
+    ]
+
+
 def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
     t = report["test"]
     cal = t["calibration"]
@@ -116,6 +130,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
     settings = training.get("settings") or {}
     age, eth, gen = t["age"], t["ethnicity"], t["gender"]
     interval = metadata["calibration"]["age_interval"]
+    both = " (both data sets' parts together)" if "FairFace" in training.get("data", "") else ""
     lines = [
         "# Model card: faceattrs multitask",
         "",
@@ -159,13 +174,14 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"{'on' if metadata['input']['flip_tta_in_graph'] else 'off'}; "
         f"{(training.get('train_seconds') or 0) / 60:.0f} minutes on 2 CPU cores.",
         *_quantization(training),
+        *_descriptor_heads(training),
         "",
         "## Training data",
         "",
         "UTKFace, aligned & cropped (Zhang, Song, Qi, CVPR 2017): faces of people aged 1 to 116 collected from "
         "the web, with age, gender and ethnicity labels estimated by an algorithm and checked by a human. "
         f"Split `{training['split']}` (sha256 `{training['split_sha256'][:16]}…`): {training['n_train']} training "
-        f"and {training['n_val']} validation faces; identical files never cross parts. "
+        f"and {training['n_val']} validation faces{both}; identical files never cross parts. "
         "**Licence: non-commercial research only**; the images stay with their owners and are not shipped.",
         "",
         "Known biases of the data: White faces are 42% of it and 'Others' 7%; few faces are over 80; labels "
