@@ -320,3 +320,32 @@ def test_pipeline_fingerprint_follows_the_source_files(tmp_path, monkeypatch):
 
 def test_summary_of_an_empty_scan():
     assert summarize_fairface(FairFaceScan([])).startswith("rows: 0 read, 0 skipped")
+
+
+def test_two_processes_filling_the_cache_at_once_both_leave_whole_files(photo_folder, analyzer, tmp_path, monkeypatch):
+    # Session 26: a build and a probe both built FairFace's crops into one shared temporary file; the second
+    # truncated the first's, and the build trained on 9,860 black crops. Each process now writes its own file.
+    expected = load_fairface_faces(photo_folder, 32, cache_dir=tmp_path / "alone", progress=False, analyzer=analyzer)
+    cache = tmp_path / "shared"
+    process = {"id": "a"}
+    monkeypatch.setattr(fairface, "private_tmp", lambda p: p.with_name(f"{p.stem}.{process['id']}.tmp{p.suffix}"))
+
+    class HalfwayAnotherProcessFillsTheCache:
+        keep_crops = True
+
+        def analyze_many(self, paths, **kwargs):
+            for i, result in enumerate(analyzer.analyze_many(paths, **kwargs)):
+                if i == 2:
+                    process["id"] = "b"
+                    load_fairface_faces(photo_folder, 32, cache_dir=cache, progress=False, analyzer=analyzer)
+                    process["id"] = "a"
+                yield result
+
+    first = load_fairface_faces(
+        photo_folder, 32, cache_dir=cache, progress=False, analyzer=HalfwayAnotherProcessFillsTheCache()
+    )
+    np.testing.assert_array_equal(first.faces.images, expected.faces.images)
+    (crops,) = cache.glob("fairface_crops_*.npy")
+    (alone,) = (tmp_path / "alone").glob("fairface_crops_*.npy")
+    np.testing.assert_array_equal(np.load(crops), np.load(alone))
+    assert not list(cache.glob("*.tmp.npy"))

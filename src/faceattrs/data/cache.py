@@ -33,6 +33,20 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FACEATTRS_CACHE", ".cache"))
 
 
+def private_tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process uses, for writing ``path`` and renaming it into place.
+
+    Two commands that fill the same cache at once (a build and an evaluation, say) must not write into one
+    shared temporary file: the second one's ``open_memmap(mode="w+")`` truncated the first one's half-written
+    array, and the first then renamed it into place with 9,860 of FairFace's 19,963 crops black (session 26).
+    With a name per process each writes a whole file and the last rename wins.
+
+    >>> private_tmp(Path("c/x.npy")).name == f"x.{os.getpid()}.tmp.npy"
+    True
+    """
+    return path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
 @dataclass
 class FaceArrays:
     """Images and labels of a set of faces, row-aligned.
@@ -153,7 +167,7 @@ def load_faces(folder: Path, size: int, *, cache_dir: Path | None = None, progre
     scan = scan_utkface(Path(folder), decode=True, progress=progress)
     arrays = build_arrays(scan.records, size, progress)
     image_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = image_file.with_suffix(".tmp.npy")
+    tmp = private_tmp(image_file)
     np.save(tmp, arrays.images)
     tmp.replace(image_file)
     label_file.write_text(

@@ -62,7 +62,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from faceattrs.data.cache import FaceArrays, default_cache_dir
+from faceattrs.data.cache import FaceArrays, default_cache_dir, private_tmp
 from faceattrs.data.folders import FAIRFACE_DIR, FAIRFACE_SPLIT
 from faceattrs.data.labels import ETHNICITIES, GENDERS
 from faceattrs.data.split import PARTS, SplitFractions, write_split
@@ -530,7 +530,7 @@ def build_fairface_crops(
         "pipeline": pipeline_fingerprint(),
     }
     crop_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = crop_file.with_suffix(".tmp.npy")
+    tmp = private_tmp(crop_file)
     crops = None
     start = time.perf_counter()
     results = analyzer.analyze_many((r.path for r in records), batch_size=batch_size)
@@ -594,7 +594,7 @@ def load_fairface_faces(
     image_file = cache / f"fairface_{size}px_{key}.npy"
     if not image_file.exists():
         crops = np.load(crop_file, mmap_mode="r")
-        tmp = image_file.with_suffix(".tmp.npy")
+        tmp = private_tmp(image_file)
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
         for j, i in enumerate(tqdm(rows, desc=f"resize {size}px", unit="img", disable=not progress, leave=False)):
             images[j] = to_model_input(np.asarray(crops[i]), size)
