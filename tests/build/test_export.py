@@ -133,6 +133,9 @@ def test_descriptor_heads_are_said_so_on_the_card(shipped):
     card = render_model_card(meta, report)
     assert "dlib's face-recognition ResNet, never trained on age, gender or ethnicity labels." in card
     assert "(descriptor weight 0.50 for ethnicity, 0.45 for gender, chosen on validation)" in card
+    assert "Age comes from the first network alone." in card
+    meta["training"]["descriptor_heads"]["head_weight"]["age"] = 0.5
+    assert "age's group to the power 0.50 (chosen on validation" in render_model_card(meta, report)
 
 
 def test_a_candidate_exported_without_test_scores_never_reads_the_test_part(tmp_path):

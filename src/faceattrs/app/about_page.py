@@ -41,8 +41,8 @@ def describe_model(metadata: dict) -> str:
     if training.get("descriptor_heads"):
         text += (
             ", and a second one, dlib's face-recognition ResNet (trained on identities only, never on these "
-            "labels), whose face descriptors feed ethnicity and gender heads that are averaged with the first "
-            "network's; both ship in one ONNX file"
+            "labels), whose face descriptors feed ethnicity, gender and age-group heads that are blended with the "
+            "first network's outputs; both ship in one ONNX file"
         )
     else:
         text += ", shipped as ONNX"

@@ -10,7 +10,10 @@ the same input and outputs:
 2. a logistic-regression head per task on the train descriptors (standardised; the scaling is
    folded into the head's weights);
 3. ethnicity and gender outputs become a weighted mean of the model's temperature-scaled
-   log-probabilities and the head's, the weight chosen on validation; the age output is untouched;
+   log-probabilities and the head's, the weight chosen on validation; a third head reads the age
+   *group* (FairFace's nine), and the age distribution becomes the model's times that head's
+   probability of each age's group to a power chosen on validation (a product of experts:
+   ``age_logits + w * log q(group(age))``), so age stays a distribution over 0..116 years;
 4. the two networks merged into one graph, weights stored as float16 (computed in float32), the
    temperatures refitted on validation, then val and test scored through ONNX (``score_shipped``).
 
@@ -37,11 +40,7 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
-from faceattrs.build.export import (
-    AGE_LOGITS_OUTPUT,
-    onnx_predictions,
-    recalibrate,
-)
+from faceattrs.build.export import onnx_predictions, recalibrate
 from faceattrs.build.quantize import CALIBRATION_FACES, calibration_sample, quantize_int8
 from faceattrs.calibration import softmax
 from faceattrs.inference.attribute_model import AttributeModel
@@ -49,6 +48,9 @@ from faceattrs.model_folder import MODEL_FILE, derived_metadata, write_model_fol
 from faceattrs.models.dlib_resnet import CHIP_SIZE, DlibResNet, FaceDescriptor, read_layers
 
 TASKS = ("ethnicity", "gender")
+#: the first age of each group the age head reads: FairFace's nine (0-2, 3-9, 10-19, ..., 60-69, 70+)
+AGE_GROUP_STARTS = (0, 3, 10, 20, 30, 40, 50, 60, 70)
+N_AGES = 117
 LITE_PREFIX = "lite/"
 BLEND_PREFIX = "descriptor/"
 HEADS_PREFIX = "heads/"
@@ -70,8 +72,11 @@ class LinearHead:
         return descriptors @ self.weight.T + self.bias
 
 
-def fit_head(descriptors: np.ndarray, labels: np.ndarray, c: float = 0.1) -> LinearHead:
+def fit_head(descriptors: np.ndarray, labels: np.ndarray, c: float = 0.1, n_classes: int | None = None) -> LinearHead:
     """A standardised logistic regression, folded into one linear map of the raw descriptors.
+
+    With ``n_classes`` the head has that many outputs, one per label 0..n_classes-1: a label no face
+    carries gets a logit of -30 whatever the descriptor (probability about 1e-13).
 
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(5, 3, (400, 4)); y = (x[:, 0] > 5).astype(int)
@@ -88,7 +93,12 @@ def fit_head(descriptors: np.ndarray, labels: np.ndarray, c: float = 0.1) -> Lin
     if coef.shape[0] == 1:  # binary: sklearn keeps only class 1's log-odds; class 0's logit is 0
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
     weight = coef / scaler.scale_
-    return LinearHead(weight.astype(np.float32), (intercept - weight @ scaler.mean_).astype(np.float32))
+    bias = intercept - weight @ scaler.mean_
+    if n_classes is not None:
+        full_weight, full_bias = np.zeros((n_classes, weight.shape[1])), np.full(n_classes, -30.0)
+        full_weight[model.classes_], full_bias[model.classes_] = weight, bias
+        weight, bias = full_weight, full_bias
+    return LinearHead(weight.astype(np.float32), bias.astype(np.float32))
 
 
 def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -106,23 +116,78 @@ def fit_blend_weight(model_logp: np.ndarray, head_logp: np.ndarray, labels: np.n
     return float(WEIGHT_GRID[int(np.argmax(accuracy))])
 
 
+def age_group(ages: np.ndarray) -> np.ndarray:
+    """The index in :data:`AGE_GROUP_STARTS` of each age's group.
+
+    >>> age_group(np.array([0, 2, 3, 19, 20, 69, 70, 116])).tolist()
+    [0, 0, 1, 2, 3, 7, 8, 8]
+    """
+    return np.searchsorted(np.array(AGE_GROUP_STARTS), np.asarray(ages), side="right") - 1
+
+
+def blend_age_logits(age_logits: np.ndarray, group_logp: np.ndarray, weight: float) -> np.ndarray:
+    """The model's age logits plus ``weight`` times the group head's log-probability of each age's group.
+
+    >>> logits = np.zeros((1, N_AGES)); groups = np.log(np.full((1, 9), 1 / 9)); groups[0, 3] = 0.0
+    >>> int(blend_age_logits(logits, groups, 1.0).argmax()) in range(20, 30)
+    True
+    """
+    return age_logits + weight * group_logp[:, age_group(np.arange(N_AGES))]
+
+
+def interval_nll(age_logits: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """Mean negative log-probability the age distributions put inside each face's label interval (both ends in).
+
+    An exact age is the interval of one year; FairFace's groups are wider. The training loss's own rule,
+    so one number scores both data sets' faces.
+
+    >>> round(interval_nll(np.zeros((1, N_AGES)), np.array([0]), np.array([116])), 6)
+    0.0
+    """
+    cdf = np.concatenate([np.zeros((len(age_logits), 1)), np.cumsum(softmax(age_logits), 1)], 1)
+    rows = np.arange(len(age_logits))
+    mass = cdf[rows, np.asarray(high) + 1] - cdf[rows, np.asarray(low)]
+    return float(-np.log(np.clip(mass, 1e-12, None)).mean())
+
+
+def fit_age_weight(age_logits: np.ndarray, group_logp: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """The group head's weight (0..1, steps of 0.05) whose blended age distributions fit the labels best (interval NLL).
+
+    >>> low = high = np.full(50, 25); informed = np.log(np.eye(9)[np.full(50, 3)] * 0.9 + 0.01)
+    >>> fit_age_weight(np.zeros((50, N_AGES)), informed, low, high) > 0.5
+    True
+    """
+    losses = [interval_nll(blend_age_logits(age_logits, group_logp, w), low, high) for w in WEIGHT_GRID]
+    return float(WEIGHT_GRID[int(np.argmin(losses))])
+
+
 class BlendGraph(nn.Module):
-    """(descriptors, the model's ethnicity and gender logits) -> blended ethnicity and gender scores."""
+    """(descriptors, the model's ethnicity, gender and age logits) -> blended ethnicity, gender and age scores.
+
+    ``heads`` holds a :class:`LinearHead` per task of :data:`TASKS` and one for ``"age"`` (the age groups);
+    ``weights`` the head's weight for each.
+    """
 
     def __init__(self, heads: dict, temperatures: dict, weights: dict) -> None:
         super().__init__()
         self.temperatures, self.weights = temperatures, weights
-        for task in TASKS:
+        for task in (*TASKS, "age"):
             self.register_buffer(f"{task}_weight", torch.from_numpy(heads[task].weight))
             self.register_buffer(f"{task}_bias", torch.from_numpy(heads[task].bias))
+        # (groups, ages): row g is 1 at the ages of group g, so group log-probabilities @ it spreads them over ages
+        spread = np.eye(len(AGE_GROUP_STARTS), dtype=np.float32)[age_group(np.arange(N_AGES))].T
+        self.register_buffer("group_to_age", torch.from_numpy(np.ascontiguousarray(spread)))
 
-    def forward(self, descriptors: torch.Tensor, ethnicity_logits: torch.Tensor, gender_logits: torch.Tensor):
+    def _head_logp(self, task: str, descriptors: torch.Tensor) -> torch.Tensor:
+        weight, bias = getattr(self, f"{task}_weight"), getattr(self, f"{task}_bias")
+        return F.log_softmax(descriptors @ weight.T + bias, dim=1)
+
+    def forward(self, descriptors, ethnicity_logits, gender_logits, age_logits):
         out = []
         for task, logits in zip(TASKS, (ethnicity_logits, gender_logits), strict=True):
-            head = getattr(self, f"{task}_weight"), getattr(self, f"{task}_bias")
-            head_logp = F.log_softmax(descriptors @ head[0].T + head[1], dim=1)
             model = F.log_softmax(logits / self.temperatures[task], dim=1)
-            out.append((1 - self.weights[task]) * model + self.weights[task] * head_logp)
+            out.append((1 - self.weights[task]) * model + self.weights[task] * self._head_logp(task, descriptors))
+        out.append(age_logits + self.weights["age"] * (self._head_logp("age", descriptors) @ self.group_to_age))
         return tuple(out)
 
 
@@ -194,13 +259,13 @@ def attach(first: onnx.ModelProto, second: onnx.ModelProto, prefix: str) -> onnx
 
 
 def merge(model: onnx.ModelProto, blend: onnx.ModelProto) -> onnx.ModelProto:
-    """One graph: ``model``'s age output as it is, ``blend``'s ethnicity and gender outputs.
+    """One graph: ``blend``'s ethnicity, gender and age outputs in place of ``model``'s.
 
-    ``blend`` takes the same ``images`` input plus ``model``'s ethnicity and gender logits, which
+    ``blend`` takes the same ``images`` input plus ``model``'s three outputs, which
     become internal edges (renamed ``lite/...``); every other name of ``blend`` gets a prefix.
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    _rename(model.graph, {f"{t}_logits": f"{LITE_PREFIX}{t}_logits" for t in TASKS})
+    _rename(model.graph, {f"{t}_logits": f"{LITE_PREFIX}{t}_logits" for t in (*TASKS, "age")})
     return attach(model, blend, BLEND_PREFIX)
 
 
@@ -331,15 +396,25 @@ def add_descriptor_heads(
         head_logp = log_softmax(heads[task].logits(val_d[known_val]))
         model_logp = log_softmax(val_logits[f"{task}_logits"][known_val], temperatures[task])
         weights[task] = fit_blend_weight(model_logp, head_logp, y_val[known_val])
+    # age: a head on the age groups (an exact age falls in its group), weighted by the labels' likelihood
+    heads["age"] = fit_head(train_d, age_group(train.age_interval()[0]), c, n_classes=len(AGE_GROUP_STARTS))
+    weights["age"] = fit_age_weight(
+        val_logits["age_logits"], log_softmax(heads["age"].logits(val_d)), *val.age_interval()
+    )
 
     blend = BlendGraph(heads, temperatures, weights)
-    inputs = (torch.zeros(2, train_d.shape[1]), torch.zeros(2, 5), torch.zeros(2, 2))
-    names = ["descriptors", f"{LITE_PREFIX}ethnicity_logits", f"{LITE_PREFIX}gender_logits"]
-    heads_onnx = to_onnx(blend, inputs, names, ["ethnicity_logits", "gender_logits"])
+    n_eth, n_gender = len(heads["ethnicity"].bias), len(heads["gender"].bias)
+    inputs = (torch.zeros(2, train_d.shape[1]), torch.zeros(2, n_eth), torch.zeros(2, n_gender), torch.zeros(2, N_AGES))
+    names = ["descriptors", *(f"{LITE_PREFIX}{t}_logits" for t in (*TASKS, "age"))]
+    heads_onnx = to_onnx(blend, inputs, names, ["ethnicity_logits", "gender_logits", "age_logits"])
     blend_onnx = attach(descriptor_onnx, heads_onnx, HEADS_PREFIX)
     merged = compact_names(store_float16(merge(onnx.load(str(Path(model_dir) / MODEL_FILE)), blend_onnx)))
     metadata = derived_metadata(base.metadata, version)
-    metadata["outputs"] |= {"age_logits": AGE_LOGITS_OUTPUT} | {
+    age_output = (
+        f"(batch, {N_AGES}): the first network's age logits plus {weights['age']:.2f} x the descriptor head's "
+        "log-probability of each age's group; the age shown is their distribution's median"
+    )
+    metadata["outputs"] |= {"age_logits": age_output} | {
         f"{task}_logits": f"(batch, {len(heads[task].bias)}): blended log-probability scores of the two networks; "
         f"divide by {task}_temperature before softmax"
         for task in TASKS
@@ -348,6 +423,7 @@ def add_descriptor_heads(
         "network": NETWORK,
         "input": f"the model's {size} px input, upscaled to {CHIP_SIZE} px by bilinear interpolation inside the graph",
         "heads": f"logistic regression (C={c}) on standardised descriptors of the {len(train)} train faces",
+        "age_groups": f"first ages {list(AGE_GROUP_STARTS)} (FairFace's groups; an exact age counts in its group)",
         "head_weight": weights,
         "model_temperatures": temperatures,
         "base_model_sha256": base.metadata["sha256"],

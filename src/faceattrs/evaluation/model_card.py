@@ -118,8 +118,15 @@ def _descriptor_heads(training: dict[str, Any]) -> list[str]:
         f"- Descriptor heads (`faceattrs build`, steps 4-5): a second network, {blend['network']}, never trained on "
         f"age, gender or ethnicity labels. Its 128-d face descriptors ({blend['input']}) feed {blend['heads']}; the "
         "ethnicity and gender outputs are weighted means of both networks' log-probabilities (descriptor weight "
-        f"{w['ethnicity']:.2f} for ethnicity, {w['gender']:.2f} for gender, chosen on validation). Age comes from "
-        f"the first network alone. Weight storage: {blend['weights_stored_as']}.",
+        f"{w['ethnicity']:.2f} for ethnicity, {w['gender']:.2f} for gender, chosen on validation). "
+        + (
+            "A third head reads the age group (FairFace's nine); the age distribution is the first network's times "
+            f"that head's probability of each age's group to the power {w['age']:.2f} (chosen on validation by the "
+            "likelihood of the age labels), renormalised. "
+            if "age" in w
+            else "Age comes from the first network alone. "
+        )
+        + f"Weight storage: {blend['weights_stored_as']}.",
     ]
 
 
