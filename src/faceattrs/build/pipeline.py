@@ -8,7 +8,8 @@ The steps, in order (minutes measured by ``build_times.json`` on these 2 CPU cor
 3. ``first_int8``: stored as int8, recalibrated (``build.quantize``)
 4. ``dlib_net.xml``: dlib's face-recognition network dumped as XML (``tools/dlib_face_net``; needs g++ and pip)
 5. the output folder: the int8 model with descriptor heads on that network (``build.descriptor_heads``;
-   its ethnicity and gender blended with logistic regressions on the face descriptors), scored once
+   its ethnicity, gender and age distribution blended with logistic regressions on the face descriptors),
+   scored once
 
 Every step writes into ``work_dir``; a step whose output exists is skipped, so an interrupted build
 is resumed by running it again (the training resumes from its checkpoint). Each folder is written
