@@ -99,17 +99,44 @@ def export_onnx(model: nn.Module, recipe: Recipe, tta_flip: bool, opset: int = 1
     return buffer.getvalue()
 
 
-def fit_calibration(val: Predictions, faces, coverage: float) -> dict[str, Any]:
-    """Temperatures and the conformal age range, fitted on the validation ``faces`` (every data set in them).
+def fit_age_range(age_logits: np.ndarray, faces, coverage: float) -> QuantileAgeInterval:
+    """The conformal age range that holds ``coverage`` of each kind of label in ``faces`` on its own.
 
-    A face labelled with an age group counts as held by its range when the two overlap.
+    Exact ages (UTKFace) must fall inside the range; an age group (FairFace) counts as held when the
+    range overlaps it. Pooled into one fit, the groups, overlapped easily, made up for the exact ages:
+    version 20's range held 87.3% of UTKFace's validation ages and overlapped 92.9% of FairFace's groups
+    (session 28). The range is the narrowest that holds both: the smaller level of the two fits.
+
+    >>> from faceattrs.data.cache import FaceArrays
+    >>> rng = np.random.default_rng(0)
+    >>> centre = rng.integers(20, 80, 2000)
+    >>> logits = -0.5 * ((np.arange(117) - centre[:, None]) / 3.0) ** 2
+    >>> age = np.round(centre + rng.normal(0, 6, 2000)).astype(np.int16)  # errors wider than the network believes
+    >>> grouped = np.arange(2000) >= 1000  # half the faces labelled with their decade only
+    >>> low, high = np.where(grouped, age // 10 * 10, age), np.where(grouped, age // 10 * 10 + 9, age)
+    >>> n = np.zeros(2000, np.int8)
+    >>> faces = FaceArrays(age.astype(str), np.zeros((2000, 1, 1, 3), np.uint8), age, n, n, low, high)
+    >>> pooled = QuantileAgeInterval.fit(logits, low, coverage=0.9, age_high=high)
+    >>> fit_age_range(logits, faces, 0.9).level < pooled.level  # wider: the exact ages decide
+    True
     """
-    known = faces.race >= 0
     low, high = faces.age_interval()
+    exact = low == high
+    levels = [
+        QuantileAgeInterval.fit(age_logits[kind], low[kind], coverage=coverage, age_high=high[kind]).level
+        for kind in (exact, ~exact)
+        if kind.any()
+    ]
+    return QuantileAgeInterval(coverage, min(levels))
+
+
+def fit_calibration(val: Predictions, faces, coverage: float) -> dict[str, Any]:
+    """Temperatures and the conformal age range (:func:`fit_age_range`), fitted on the validation ``faces``."""
+    known = faces.race >= 0
     return {
         "ethnicity_temperature": fit_temperature(val.ethnicity_logits[known], faces.race[known]),
         "gender_temperature": fit_temperature(val.gender_logits, faces.gender),
-        "age_interval": asdict(QuantileAgeInterval.fit(val.age_logits, low, coverage=coverage, age_high=high)),
+        "age_interval": asdict(fit_age_range(val.age_logits, faces, coverage)),
     }
 
 

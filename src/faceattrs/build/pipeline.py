@@ -18,7 +18,7 @@ The validation part chooses and calibrates everything; the test part is read onc
 and not at all with ``validation_only``.
 
 >>> BuildConfig().version, BuildConfig().training.backbone, BuildConfig().training.fairface
-('20', 'lite1', True)
+('21', 'lite1', True)
 >>> build(BuildConfig(work_dir=Path("runs/build"), out=Path("src/faceattrs/assets")))  # doctest: +SKIP
 """
 
@@ -49,7 +49,7 @@ class BuildConfig:
     work_dir: Path = Path("runs/build")
     #: the finished model folder (default ``work_dir/model``); ``src/faceattrs/assets`` replaces the shipped one
     out: Path | None = None
-    version: str = "20"
+    version: str = "21"
     data: Path = UTKFACE_DIR
     split: Path = UTKFACE_SPLIT
     #: FairFace's folder and split, read when the training settings ask for it (``training.fairface``)

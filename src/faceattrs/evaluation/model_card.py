@@ -21,8 +21,9 @@ def _interval_rule(interval: dict[str, Any]) -> str:
     return (
         f"split-conformal for {interval['coverage']:.0%} coverage: `[Q{low:.1%}, Q{high:.1%}]`, "
         "Q the quantiles of the network's age distribution in whole years, the level fitted on validation "
-        "as the conformal quantile of the largest level whose range still holds each face's age (the range "
-        "never excludes the age shown)."
+        "as the conformal quantile of the largest level whose range still holds each face's label, for each kind "
+        "of label on its own (UTKFace's exact ages inside the range, FairFace's age groups overlapping it), the "
+        "wider of the two kept (the range never excludes the age shown)."
     )
 
 
