@@ -49,7 +49,7 @@ def main(model_dir: Path) -> None:
     exact = low == high
     starts = np.array((*AGE_GROUP_STARTS, 117))
     group = age_group(low[exact])
-    utk_low, utk_high = starts[group], np.where(group == len(AGE_GROUP_STARTS) - 1, 116, starts[group + 1] - 1)
+    utk_low, utk_high = starts[group], starts[group + 1] - 1  # the last start is 117: 70+ ends at 116
     levels = {
         "pooled (version 20)": QuantileAgeInterval.fit(logits, low, coverage=0.9, age_high=high).level,
         "each kind on its own (version 21)": fit_age_range(logits, val, 0.9).level,
